@@ -1,0 +1,180 @@
+# mailspool — plain GNU make (see docs/ARCHITECTURE.md).
+#
+#   make            build programs, libraries and unit tests into build/
+#   make check      unit + integration tests, then again under ASan+UBSan
+#   make demo       run the product end to end on loopback
+#   make install    PREFIX, DESTDIR, SYSCONFDIR, UNITDIR overridable
+#   make deps       install missing Debian packages (root) or print the command
+#   SANITIZE=1      build into build-san/ with -fsanitize=address,undefined
+#   V=1             show full command lines
+
+VERSION     := 0.1.0
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+MANDIR      ?= $(PREFIX)/share/man
+DATADIR     ?= $(PREFIX)/share
+SYSCONFDIR  ?= /etc
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+DESTDIR     ?=
+
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+PKGS    := libcurl libevent libevent_pthreads libcjson libsystemd sqlite3
+
+ifeq ($(SANITIZE),1)
+B        ?= build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT      ?= -O1 -g
+else
+B        ?= build
+SANFLAGS :=
+OPT      ?= -O2 -g
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  ?= $(OPT)
+ALL_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC -MMD -MP \
+	-I. -Icommon -Ispool -Idaemon $(PKG_CFLAGS) $(SANFLAGS) \
+	-DMAILSPOOL_VERSION='"$(VERSION)"' -DSYSCONFDIR='"$(SYSCONFDIR)"' $(CFLAGS)
+ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+LIBS := $(PKG_LIBS) -lpthread -lm
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+COMMON_SRC := $(sort $(wildcard common/*.c))
+CLI_SRC    := $(sort $(wildcard spool/cli*.c))
+SPOOL_SRC  := $(filter-out $(CLI_SRC),$(sort $(wildcard spool/*.c)))
+DAEMON_MAIN := daemon/main.c
+DAEMON_SRC := $(filter-out $(DAEMON_MAIN),$(sort $(wildcard daemon/*.c)))
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+BENCH_SRC  := $(sort $(wildcard tests/bench/*.c))
+TOOL_SRC   := $(sort $(wildcard tests/tools/*.c))
+
+obj = $(patsubst %.c,$(B)/obj/%.o,$(1))
+
+LIBMS_A  := $(B)/libmailspool.a
+LIBMS_SO := $(B)/libmailspool.so.0
+LIBD_A   := $(B)/libmailspoold.a
+MAILSPOOL  := $(B)/mailspool
+MAILSPOOLD := $(B)/mailspoold
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+TOOL_BINS  := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRC))
+
+.PHONY: all check check-unit check-integration check-san clean install deps demo bench fuzz soak check-valgrind format
+all: $(MAILSPOOL) $(MAILSPOOLD) $(LIBMS_A) $(LIBMS_SO) $(B)/mailspool.pc $(UNIT_BINS) $(BENCH_BINS) $(TOOL_BINS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# libmailspool carries common/ so producers link one library.
+$(LIBMS_A): $(call obj,$(COMMON_SRC) $(SPOOL_SRC))
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(LIBMS_SO): $(call obj,$(COMMON_SRC) $(SPOOL_SRC))
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,libmailspool.so.0 $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)ln -sf libmailspool.so.0 $(B)/libmailspool.so
+
+$(LIBD_A): $(call obj,$(DAEMON_SRC))
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(MAILSPOOL): $(call obj,$(CLI_SRC)) $(LIBMS_A)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(MAILSPOOLD): $(call obj,$(DAEMON_MAIN)) $(LIBD_A) $(LIBMS_A)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIBD_A) $(LIBMS_A)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+# Test drivers: small programs the integration tests run (daemon pieces included).
+$(B)/tools/%: $(B)/obj/tests/tools/%.o $(LIBD_A) $(LIBMS_A)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/bench/%: $(B)/obj/tests/bench/%.o $(LIBMS_A)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/mailspool.pc: spool/mailspool.pc.in Makefile
+	@mkdir -p $(B)
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
+
+# ---- tests -------------------------------------------------------------
+check: deps
+	$(MAKE) check-unit check-integration
+	$(MAKE) SANITIZE=1 check-unit check-integration
+	@echo "make check: all suites passed (plain and ASan+UBSan)"
+
+check-unit: all
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+check-integration: all
+	MAILSPOOL_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+check-valgrind: all
+	MAILSPOOL_BUILD=$(abspath $(B)) MAILSPOOL_VALGRIND=1 $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+demo: deps all
+	$(PYTHON) tests/demo.py --build $(abspath $(B))
+
+bench: deps all
+	$(PYTHON) tests/bench/bench.py --build $(abspath $(B))
+
+deps:
+	@sh tests/deps.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# ---- install -----------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) \
+	    $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/mailspool $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	install -m 0755 $(MAILSPOOL) $(DESTDIR)$(BINDIR)/mailspool
+	install -m 0755 $(MAILSPOOLD) $(DESTDIR)$(SBINDIR)/mailspoold
+	install -m 0644 $(LIBMS_A) $(DESTDIR)$(LIBDIR)/libmailspool.a
+	install -m 0755 $(LIBMS_SO) $(DESTDIR)$(LIBDIR)/libmailspool.so.0
+	ln -sf libmailspool.so.0 $(DESTDIR)$(LIBDIR)/libmailspool.so
+	install -m 0644 spool/mailspool.h $(DESTDIR)$(INCLUDEDIR)/mailspool.h
+	install -m 0644 $(B)/mailspool.pc $(DESTDIR)$(PKGCONFIGDIR)/mailspool.pc
+	install -m 0644 man/mailspool.1 $(DESTDIR)$(MANDIR)/man1/mailspool.1
+	install -m 0644 man/mailspool.conf.5 $(DESTDIR)$(MANDIR)/man5/mailspool.conf.5
+	install -m 0644 man/mailspoold.8 $(DESTDIR)$(MANDIR)/man8/mailspoold.8
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	    systemd/mailspoold.service.in > $(DESTDIR)$(UNITDIR)/mailspoold.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mailspoold.service
+	install -m 0644 systemd/mailspool.sysusers $(DESTDIR)$(SYSUSERSDIR)/mailspool.conf
+	install -m 0644 systemd/mailspool.tmpfiles $(DESTDIR)$(TMPFILESDIR)/mailspool.conf
+	install -m 0640 conf/mailspool.conf $(DESTDIR)$(SYSCONFDIR)/mailspool/mailspool.conf.example
+	install -m 0644 conf/logrotate.d/mailspool $(DESTDIR)$(SYSCONFDIR)/logrotate.d/mailspool
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,467 @@
+/*
+ * mime_encode — the encoders the composer needs: base64, quoted-printable,
+ * RFC 2047 encoded-words, RFC 2231 parameters, and the folding header writer
+ * they write through.
+ *
+ * Owns: line-length discipline (header lines within 78 octets where the
+ * content allows, body lines within 76) and the rule that nothing written
+ * here contains a bare CR or LF.
+ * Never: decides which headers a message has (mime_header.c) or reads
+ * attachment bytes (mime.c).
+ */
+#include "mime_impl.h"
+
+#include <string.h>
+
+static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char hexdigits[] = "0123456789ABCDEF";
+
+/* ---- header writer ------------------------------------------------------ */
+
+void mime_hw_begin(struct mime_hw *h, struct buf *out, const char *name)
+{
+    h->out = out;
+    buf_puts(out, name);
+    buf_putc(out, ':');
+    h->col = strlen(name) + 1;
+}
+
+void mime_hw_attach(struct mime_hw *h, struct buf *out)
+{
+    h->out = out;
+    size_t i = out->len;
+    while (i > 0 && out->data[i - 1] != '\n')
+        i--;
+    h->col = out->len - i;
+}
+
+void mime_hw_token(struct mime_hw *h, const char *tok, size_t len)
+{
+    /* Folding a line that holds only the fold's own space gains nothing. */
+    if (h->col + 1 + len > MIME_LINE_SOFT && h->col > 1) {
+        buf_append(h->out, "\r\n", 2);
+        h->col = 0;
+    }
+    buf_putc(h->out, ' ');
+    buf_append(h->out, tok, len);
+    h->col += 1 + len;
+}
+
+void mime_hw_raw(struct mime_hw *h, const char *s, size_t len)
+{
+    buf_append(h->out, s, len);
+    h->col += len;
+}
+
+void mime_hw_end(struct mime_hw *h)
+{
+    buf_append(h->out, "\r\n", 2);
+    h->col = 0;
+}
+
+/* ---- RFC 2047 encoded-words ---------------------------------------------- */
+
+#define EW_MAX 75   /* RFC 2047 2: an encoded-word is at most 75 octets */
+#define EW_FRAME 12 /* "=?UTF-8?Q?" and "?=" */
+
+/* Q octets that may stay literal even in a phrase (RFC 2047 5(3)). */
+static bool q_literal(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '!' ||
+           c == '*' || c == '+' || c == '-' || c == '/';
+}
+
+static size_t q_len(const unsigned char *s, size_t n)
+{
+    size_t l = 0;
+    for (size_t i = 0; i < n; i++)
+        l += (q_literal(s[i]) || s[i] == ' ') ? 1 : 3;
+    return l;
+}
+
+static size_t b_len(size_t n)
+{
+    return (n + 2) / 3 * 4;
+}
+
+/* Length of the character at s (n octets left); invalid bytes count alone. */
+static size_t char_len(const unsigned char *s, size_t n)
+{
+    size_t l = s[0] < 0x80 ? 1 : s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC0 ? 2 : 1;
+    if (l > n)
+        return 1;
+    for (size_t i = 1; i < l; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 1;
+    return l;
+}
+
+static void ew_emit(struct mime_hw *h, const unsigned char *s, size_t n, bool q)
+{
+    struct buf w = BUF_INIT;
+    buf_puts(&w, q ? "=?UTF-8?Q?" : "=?UTF-8?B?");
+    if (q) {
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] == ' ')
+                buf_putc(&w, '_');
+            else if (q_literal(s[i]))
+                buf_putc(&w, (char)s[i]);
+            else
+                buf_printf(&w, "=%c%c", hexdigits[s[i] >> 4], hexdigits[s[i] & 15]);
+        }
+    } else {
+        mime_encode_base64(&w, s, n, 0);
+    }
+    buf_puts(&w, "?=");
+    mime_hw_token(h, w.data, w.len);
+    buf_free(&w);
+}
+
+void mime_hw_encoded_words(struct mime_hw *h, const char *utf8, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)utf8;
+    bool q = q_len(s, len) <= b_len(len);
+    size_t start = 0, i = 0;
+    /* The first word fills what is left of the current line when that holds
+     * at least a few characters; later words each start a continuation line. */
+    size_t room = h->col + 1 < MIME_LINE_SOFT ? MIME_LINE_SOFT - h->col - 1 : 0;
+    size_t cap = room >= EW_FRAME + 12 && room < EW_MAX ? room : EW_MAX;
+    while (i < len) {
+        size_t cl = char_len(s + i, len - i);
+        size_t payload = q ? q_len(s + start, i + cl - start) : b_len(i + cl - start);
+        if (i > start && EW_FRAME + payload > cap) {
+            ew_emit(h, s + start, i - start, q);
+            start = i;
+            cap = EW_MAX;
+            continue;
+        }
+        i += cl;
+    }
+    if (i > start)
+        ew_emit(h, s + start, i - start, q);
+}
+
+/* ---- unstructured text and phrases ----------------------------------------- */
+
+static bool is_wsp(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* True when the text cannot be written literally. */
+static bool text_needs_encoding(const char *s, bool encode_long)
+{
+    size_t run = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p >= 0x7F || (*p < 0x20 && *p != '\t'))
+            return true;
+        if (p[0] == '=' && p[1] == '?')
+            return true;
+        run = is_wsp((char)*p) ? 0 : run + 1;
+        if (encode_long && run > MIME_LINE_SOFT - 2)
+            return true;
+    }
+    return false;
+}
+
+void mime_hw_text(struct mime_hw *h, const char *utf8, bool encode_long)
+{
+    if (text_needs_encoding(utf8, encode_long)) {
+        mime_hw_encoded_words(h, utf8, strlen(utf8));
+        return;
+    }
+    /* Segments of whitespace plus a word; a fold goes before a segment's own
+     * whitespace, so unfolding (removing the CRLF) restores the text exactly. */
+    const char *p = utf8;
+    bool first = true;
+    while (*p || first) {
+        const char *seg = p;
+        while (is_wsp(*p))
+            p++;
+        while (*p && !is_wsp(*p))
+            p++;
+        size_t n = (size_t)(p - seg);
+        if (first) {
+            mime_hw_token(h, seg, n);
+            first = false;
+            continue;
+        }
+        if (h->col + n > MIME_LINE_SOFT && h->col > 1) {
+            buf_append(h->out, "\r\n", 2);
+            h->col = 0;
+        }
+        mime_hw_raw(h, seg, n);
+    }
+}
+
+/* RFC 5322 atext. */
+static bool is_atext(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+void mime_hw_phrase(struct mime_hw *h, const char *utf8)
+{
+    size_t len = strlen(utf8);
+    bool atoms = len > 0 && utf8[0] != ' ' && utf8[len - 1] != ' ';
+    size_t quoted = 2;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)utf8[i];
+        if (c < 0x20 || c >= 0x7F || (c == '=' && utf8[i + 1] == '?')) {
+            mime_hw_encoded_words(h, utf8, len);
+            return;
+        }
+        if (!is_atext(c) && !(c == ' ' && utf8[i + 1] != ' '))
+            atoms = false;
+        quoted += (c == '"' || c == '\\') ? 2 : 1;
+    }
+    if (atoms) {
+        for (const char *p = utf8; *p;) {
+            size_t n = strcspn(p, " ");
+            mime_hw_token(h, p, n);
+            p += n + (p[n] == ' ');
+        }
+        return;
+    }
+    if (quoted > MIME_LINE_SOFT - 2) { /* a quoted string cannot be folded cleanly */
+        mime_hw_encoded_words(h, utf8, len);
+        return;
+    }
+    struct buf q = BUF_INIT;
+    buf_putc(&q, '"');
+    for (const char *p = utf8; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_putc(&q, '\\');
+        buf_putc(&q, *p);
+    }
+    buf_putc(&q, '"');
+    mime_hw_token(h, q.data, q.len);
+    buf_free(&q);
+}
+
+/* ---- RFC 2231 parameters ------------------------------------------------- */
+
+#define PARAM_PLAIN 56 /* longest value written as name="value" */
+#define PARAM_SEG 48   /* encoded octets per RFC 2231 continuation */
+
+/* RFC 2231 attribute-char: CHAR except SPACE, '*', '\'', '%' and tspecials. */
+static bool attr_char(unsigned char c)
+{
+    return c > 32 && c < 127 && strchr("*'%()<>@,;:\\\"/[]?=", c) == NULL;
+}
+
+static void param_quoted(struct mime_hw *h, const char *param, const char *value)
+{
+    struct buf t = BUF_INIT;
+    buf_printf(&t, "%s=\"", param);
+    for (const char *p = value; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            buf_putc(&t, '\\');
+        buf_putc(&t, *p);
+    }
+    buf_putc(&t, '"');
+    mime_hw_token(h, t.data, t.len);
+    buf_free(&t);
+}
+
+static void pct_encode(struct buf *out, const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (attr_char(s[i]))
+            buf_putc(out, (char)s[i]);
+        else
+            buf_printf(out, "%%%c%c", hexdigits[s[i] >> 4], hexdigits[s[i] & 15]);
+    }
+}
+
+/* param*0*=UTF-8''...; param*1*=...: segments end between characters, so
+ * each is valid UTF-8 by itself (RFC 2231 does not demand it, but some
+ * readers decode segment by segment). */
+static void param_segments(struct mime_hw *h, const char *param, const unsigned char *s, size_t len)
+{
+    struct buf seg = BUF_INIT, piece = BUF_INIT, t = BUF_INIT;
+    int n = 0;
+    for (size_t i = 0; i <= len;) {
+        size_t cl = i < len ? char_len(s + i, len - i) : 0;
+        buf_reset(&piece);
+        pct_encode(&piece, s + i, cl);
+        if (i == len || (seg.len > 0 && seg.len + piece.len > PARAM_SEG)) {
+            buf_reset(&t);
+            buf_printf(&t, "%s*%d*=%s%s%s", param, n, n == 0 ? "UTF-8''" : "",
+                       seg.len ? seg.data : "", i < len ? ";" : "");
+            mime_hw_token(h, t.data, t.len);
+            n++;
+            buf_reset(&seg);
+            if (i == len)
+                break;
+        }
+        buf_append(&seg, piece.data, piece.len);
+        i += cl;
+    }
+    buf_free(&seg);
+    buf_free(&piece);
+    buf_free(&t);
+}
+
+/* param*=UTF-8''..., with continuations when long. */
+static void param_extended(struct mime_hw *h, const char *param, const char *value)
+{
+    struct buf enc = BUF_INIT;
+    pct_encode(&enc, (const unsigned char *)value, strlen(value));
+    if (enc.len <= PARAM_SEG + 8) {
+        struct buf t = BUF_INIT;
+        buf_printf(&t, "%s*=UTF-8''%s", param, enc.len ? enc.data : "");
+        mime_hw_token(h, t.data, t.len);
+        buf_free(&t);
+    } else {
+        param_segments(h, param, (const unsigned char *)value, strlen(value));
+    }
+    buf_free(&enc);
+}
+
+void mime_hw_param(struct mime_hw *h, const char *param, const char *utf8)
+{
+    size_t len = strlen(utf8);
+    bool plain = len <= PARAM_PLAIN && strstr(utf8, "=?") == NULL;
+    for (size_t i = 0; i < len && plain; i++)
+        plain = (unsigned char)utf8[i] >= 32 && (unsigned char)utf8[i] < 127;
+    mime_hw_raw(h, ";", 1);
+    if (plain)
+        param_quoted(h, param, utf8);
+    else
+        param_extended(h, param, utf8);
+}
+
+/* ---- public encoders (mime.h) ---------------------------------------------- */
+
+void mime_encode_rfc2047(struct buf *out, const char *utf8, size_t first_line_used)
+{
+    /* The writer puts a space before every word; the caller placed the text
+     * already, so the first space is dropped and counted as used instead. */
+    struct buf tmp = BUF_INIT;
+    struct mime_hw h = {&tmp, first_line_used > 0 ? first_line_used - 1 : 0};
+    mime_hw_encoded_words(&h, utf8, strlen(utf8));
+    if (tmp.len > 0) {
+        size_t skip = tmp.data[0] == ' ' ? 1 : 0;
+        buf_append(out, tmp.data + skip, tmp.len - skip);
+    }
+    buf_free(&tmp);
+}
+
+void mime_encode_base64(struct buf *out, const void *data, size_t len, int line_len)
+{
+    const unsigned char *s = data;
+    size_t col = 0;
+    buf_reserve(out, b_len(len) + (line_len > 0 ? (b_len(len) / (size_t)line_len + 1) * 2 : 0));
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)s[i] << 16;
+        if (i + 1 < len)
+            v |= (unsigned)s[i + 1] << 8;
+        if (i + 2 < len)
+            v |= s[i + 2];
+        char q[4] = {b64chars[(v >> 18) & 63], b64chars[(v >> 12) & 63],
+                     i + 1 < len ? b64chars[(v >> 6) & 63] : '=',
+                     i + 2 < len ? b64chars[v & 63] : '='};
+        for (int k = 0; k < 4; k++) {
+            if (line_len > 0 && col == (size_t)line_len) {
+                buf_append(out, "\r\n", 2);
+                col = 0;
+            }
+            buf_putc(out, q[k]);
+            col++;
+        }
+    }
+    if (line_len > 0 && col > 0)
+        buf_append(out, "\r\n", 2);
+}
+
+void mime_rfc2231_param(struct buf *out, const char *param, const char *utf8)
+{
+    struct mime_hw h;
+    mime_hw_attach(&h, out);
+    mime_hw_param(&h, param, utf8);
+}
+
+/* ---- quoted-printable ---------------------------------------------------- */
+
+#define QP_MAX 75 /* octets before the soft break's '=' (RFC 2045: lines <= 76) */
+
+void mime_qp_init(struct mime_qp *q)
+{
+    q->col = 0;
+    q->ws = 0;
+    q->skip_lf = false;
+}
+
+static void qp_soft_break(struct mime_qp *q, struct buf *out)
+{
+    buf_append(out, "=\r\n", 3);
+    q->col = 0;
+}
+
+static void qp_encoded(struct mime_qp *q, struct buf *out, unsigned char c)
+{
+    if (q->col + 3 > QP_MAX)
+        qp_soft_break(q, out);
+    char t[3] = {'=', hexdigits[c >> 4], hexdigits[c & 15]};
+    buf_append(out, t, 3);
+    q->col += 3;
+}
+
+static void qp_literal(struct mime_qp *q, struct buf *out, unsigned char c)
+{
+    if (q->col + 1 > QP_MAX)
+        qp_soft_break(q, out);
+    if (c == '.' && q->col == 0) { /* a line of "." must never reach SMTP */
+        qp_encoded(q, out, c);
+        return;
+    }
+    buf_putc(out, (char)c);
+    q->col++;
+}
+
+static void qp_hard_break(struct mime_qp *q, struct buf *out)
+{
+    if (q->ws) /* trailing whitespace would be stripped by decoders */
+        qp_encoded(q, out, (unsigned char)q->ws);
+    q->ws = 0;
+    buf_append(out, "\r\n", 2);
+    q->col = 0;
+}
+
+void mime_qp_feed(struct mime_qp *q, struct buf *out, const char *in, size_t len)
+{
+    buf_reserve(out, len + len / 8 + 16);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (q->skip_lf) {
+            q->skip_lf = false;
+            if (c == '\n')
+                continue;
+        }
+        if (c == '\r' || c == '\n') {
+            qp_hard_break(q, out);
+            q->skip_lf = c == '\r';
+            continue;
+        }
+        if (q->ws)
+            qp_literal(q, out, (unsigned char)q->ws);
+        q->ws = 0;
+        if (c == ' ' || c == '\t')
+            q->ws = (char)c;
+        else if (c >= 33 && c <= 126 && c != '=')
+            qp_literal(q, out, c);
+        else
+            qp_encoded(q, out, c);
+    }
+}
+
+void mime_qp_finish(struct mime_qp *q, struct buf *out)
+{
+    if (q->ws)
+        qp_literal(q, out, (unsigned char)q->ws); /* followed by "=", so not trailing */
+    q->ws = 0;
+    if (q->col > 0)
+        qp_soft_break(q, out);
+}

@@ -1,0 +1,148 @@
+/*
+ * daemon — the context of mailspoold and the interfaces between its parts.
+ *
+ * Owns: struct daemon, the single owner of every long-lived object of the
+ * process (event base, log, configuration, spool connection, transports,
+ * scheduler state). Nothing in daemon/ keeps state anywhere else.
+ * Never: is touched from a worker thread; workers hand results back through
+ * their own completion queues and the loop thread alone changes this.
+ */
+#ifndef MAILSPOOL_DAEMON_H
+#define MAILSPOOL_DAEMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "log.h"
+#include "message.h"
+#include "outcome.h"
+#include "spool.h"
+
+struct event;
+struct event_base;
+struct smtp_pool;
+struct graph;
+
+/* A configuration shared by the daemon and every delivery started under it:
+ * a reload swaps d->cfg while in-flight deliveries finish with their old one. */
+struct cfgref {
+    struct config *cfg;
+    int refs;
+};
+struct cfgref *cfgref_new(struct config *cfg);
+struct cfgref *cfgref_get(struct cfgref *r);
+void cfgref_put(struct cfgref *r);
+
+/* Run-time state of one profile, kept by name across reloads (profstate.c). */
+struct profstate {
+    char *name;
+    int active;                /* deliveries in flight */
+    int64_t suspended_until;   /* monotonic ms; 0: not suspended */
+    int faults;                /* consecutive profile faults (backoff exponent) */
+    char *suspend_reason;      /* what the administrator must fix */
+    int64_t *window;           /* ring of the last rate_limit send starts (monotonic ms) */
+    int window_len, window_pos;
+    int64_t last_success;      /* wall clock s */
+    int64_t last_error_at;     /* wall clock s */
+    char *last_error;
+    int64_t token_expires;     /* wall clock s, Graph */
+    int64_t secret_warned_day; /* 365SecretExpires warning: day number last warned */
+    bool seen;                 /* present in the current configuration */
+};
+
+struct delivery; /* delivery.c */
+
+struct daemon {
+    struct event_base *base;
+    struct log *log;
+    char *config_path;
+    struct cfgref *cfg;
+    struct spool *spool;
+    char *spool_path;
+    struct smtp_pool *smtp;
+    struct graph *graph; /* NULL until a Microsoft 365 profile exists */
+    int lock_fd;
+
+    struct profstate **profiles;
+    size_t nprofiles;
+
+    struct delivery *inflight; /* list of deliveries in flight */
+    int ninflight;
+
+    struct event *ev_run;      /* scheduler pass (made active to run soon) */
+    struct event *ev_timer;    /* next due moment */
+    struct event *ev_tick;     /* 1 s housekeeping */
+    struct event *ev_shutdown; /* shutdown_timeout expiry */
+    struct event *ev_sig[4];
+    struct wake *wake;
+    struct notify *notify;
+
+    bool stopping;
+    bool aborting;
+    int64_t started;        /* wall clock s */
+    int64_t last_heartbeat; /* monotonic ms */
+    int64_t last_maintain;  /* monotonic ms */
+    int64_t last_stats;     /* wall clock s of the last daily stats line */
+    int64_t last_expiry_sweep;
+    unsigned int rand_state;
+    bool profiles_dirty;
+};
+
+/* ---- time ---- */
+int64_t now_ms_mono(void);
+int64_t now_s_wall(void);
+int64_t now_ms_wall(void);
+
+/* ---- profstate.c ---- */
+struct profstate *profstate_get(struct daemon *d, const char *name);
+void profstate_sync(struct daemon *d); /* marks seen/unseen after a (re)load */
+bool profstate_available(struct daemon *d, const struct profile *p, int64_t mono);
+int64_t profstate_next_slot(struct daemon *d, const struct profile *p, int64_t mono);
+void profstate_started(struct daemon *d, const struct profile *p, int64_t mono);
+void profstate_suspend(struct daemon *d, const struct profile *p, const char *reason);
+void profstate_resume_all(struct daemon *d, const char *why);
+void profstate_check_resume(struct daemon *d, int64_t mono);
+void profstate_success(struct daemon *d, const struct profile *p);
+void profstate_error(struct daemon *d, const struct profile *p, const char *reason);
+void profstate_publish(struct daemon *d); /* writes the profiles table for `status` */
+void profstate_free_all(struct daemon *d);
+void profstate_check_secrets(struct daemon *d);
+
+/* ---- sched.c ---- */
+void sched_init(struct daemon *d);
+void sched_kick(struct daemon *d);
+void sched_free(struct daemon *d);
+
+/* ---- delivery.c ---- */
+void delivery_start(struct daemon *d, int64_t id);
+void delivery_abort_all(struct daemon *d);
+/* Records the outcome of a finished transfer (called by the transports' done callbacks). */
+void delivery_finish(struct delivery *dl, const struct outcome *o);
+/* Fails or defers queued messages that nobody can send anymore. */
+void delivery_expire_sweep(struct daemon *d);
+
+/* ---- wake.c: inotify on the spool directory ---- */
+struct wake *wake_new(struct daemon *d, struct err *e);
+void wake_free(struct wake *w);
+
+/* ---- notify.c: systemd ---- */
+struct notify *notify_new(struct daemon *d);
+void notify_free(struct notify *n);
+void notify_ready(struct notify *n);
+void notify_reloading(struct notify *n);
+void notify_stopping(struct notify *n);
+void notify_status(struct notify *n, const char *status);
+void notify_watchdog(struct notify *n); /* called by the tick; pings at half the interval */
+
+/* ---- lifecycle.c ---- */
+int lifecycle_setup(struct daemon *d, struct err *e);
+void lifecycle_reload(struct daemon *d);
+void lifecycle_stop(struct daemon *d);
+void lifecycle_maybe_exit(struct daemon *d);
+
+/* ---- lock.c ---- */
+int lock_acquire(const char *spool_path, int *fd, struct err *e);
+
+#endif

@@ -1,0 +1,391 @@
+/*
+ * delivery — one message from claim to recorded outcome.
+ *
+ * Owns: struct delivery, the per-message state machine
+ *   CLAIMED → PREPARE (load, validate, expiry, area → profile) →
+ *   TRANSFER (smtp job on a worker, or graph job on the loop) → RECORD
+ * and the one place where an outcome becomes a spool transaction, a profile
+ * state change and a log line.
+ * Never: talks to a server itself, or frees a delivery inside a transport's
+ * callback chain before the transport is done with it (done() is the last
+ * thing a transport does with a job).
+ */
+#include "daemon.h"
+#include "graph.h"
+#include "smtp.h"
+#include "xmalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct delivery {
+    struct daemon *d;
+    struct delivery *prev, *next;
+    int64_t id;
+    struct message *msg;
+    struct cfgref *cfg;
+    const struct profile *p;
+    int64_t started_mono;
+    bool via_graph;
+    struct smtp_job smtp;
+    struct graph_job graph;
+};
+
+static void delivery_link(struct daemon *d, struct delivery *dl)
+{
+    dl->next = d->inflight;
+    if (d->inflight)
+        d->inflight->prev = dl;
+    d->inflight = dl;
+    d->ninflight++;
+}
+
+static void delivery_unlink(struct daemon *d, struct delivery *dl)
+{
+    if (dl->prev)
+        dl->prev->next = dl->next;
+    else
+        d->inflight = dl->next;
+    if (dl->next)
+        dl->next->prev = dl->prev;
+    d->ninflight--;
+}
+
+static void delivery_free(struct delivery *dl)
+{
+    smtp_job_clear(&dl->smtp);
+    graph_job_clear(&dl->graph);
+    message_free(dl->msg);
+    cfgref_put(dl->cfg);
+    free(dl);
+}
+
+static void iso_time(int64_t t, char *out, size_t len)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    localtime_r(&tt, &tm);
+    char z[8];
+    strftime(out, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(z, sizeof z, "%z", &tm);
+    size_t n = strlen(out);
+    snprintf(out + n, len - n, "%.3s:%.2s", z, z + 3);
+}
+
+/* The moment after which the message is pointless: expires, or created + lifetime. */
+static int64_t delivery_deadline(const struct config *c, const struct message *m)
+{
+    int64_t end = m->created + config_area_lifetime(c, m->area);
+    if (m->expires > 0 && m->expires < end)
+        end = m->expires;
+    return end;
+}
+
+/* Writes the outcome in one transaction; logs a failure to write (the row stays sending
+ * and returns to queued at the next start: at-least-once). */
+static void delivery_record(struct delivery *dl, enum msg_state st, int64_t next, bool count,
+                            const char *reason, const char *result, const char *reply)
+{
+    struct daemon *d = dl->d;
+    struct spool_attempt att[1 + 64];
+    size_t natt = 0;
+    int64_t dur = dl->started_mono ? now_ms_mono() - dl->started_mono : 0;
+    att[natt++] = (struct spool_attempt){now_ms_wall(), dl->p ? dl->p->name : "",
+                                         dl->p ? transport_name(dl->p->transport) : "", result,
+                                         reply, dur};
+    for (size_t i = 0; i < dl->smtp.nrejects && natt < 1 + 64; i++)
+        att[natt++] = (struct spool_attempt){now_ms_wall(), dl->p->name, "smtp", "rcpt-rejected",
+                                             dl->smtp.rejects[i].reply, 0};
+    struct err e = {0};
+    if (spool_finish(d->spool, dl->id, st, next, count, reason, att, natt, &e) != 0)
+        log_event(d->log, LL_ERROR, "spool", "op=finish id=%lld reason=%q", (long long)dl->id,
+                  e.msg);
+}
+
+static void delivery_end(struct delivery *dl)
+{
+    struct daemon *d = dl->d;
+    if (dl->p) {
+        struct profstate *ps = profstate_get(d, dl->p->name);
+        if (ps->active > 0 && dl->started_mono)
+            ps->active--;
+    }
+    delivery_unlink(d, dl);
+    delivery_free(dl);
+    sched_kick(d);
+    lifecycle_maybe_exit(d);
+}
+
+/* Fails the message now (permanent error, invalid row, or expired). */
+static void delivery_fail(struct delivery *dl, const char *event, const char *reason)
+{
+    struct daemon *d = dl->d;
+    const struct message *m = dl->msg;
+    delivery_record(dl, MSG_FAILED, 0, dl->started_mono != 0, reason, event, reason);
+    log_event(d->log, LL_ERROR, event, "id=%lld area=%q profile=%q via=%s attempt=%d reason=%q",
+              (long long)dl->id, m ? m->area : "", dl->p ? dl->p->name : "-",
+              dl->p ? transport_name(dl->p->transport) : "-", m ? m->attempts + 1 : 0, reason);
+}
+
+/* Defers to next (clamped to the deadline so that expiry is never late). */
+static void delivery_defer(struct delivery *dl, int64_t next, bool count, const char *reason,
+                           const char *result)
+{
+    struct daemon *d = dl->d;
+    const struct message *m = dl->msg;
+    int64_t deadline = delivery_deadline(d->cfg->cfg, m);
+    if (next > deadline)
+        next = deadline;
+    delivery_record(dl, MSG_QUEUED, next, count, reason, result, reason);
+    char when[40];
+    iso_time(next, when, sizeof when);
+    log_event(d->log, LL_WARN, "deferred",
+              "id=%lld area=%q profile=%q via=%s attempt=%d next=%s reason=%q",
+              (long long)dl->id, m->area, dl->p ? dl->p->name : "-",
+              dl->p ? transport_name(dl->p->transport) : "-", m->attempts + (count ? 1 : 0),
+              when, reason);
+}
+
+void delivery_finish(struct delivery *dl, const struct outcome *o)
+{
+    struct daemon *d = dl->d;
+    const struct config *c = dl->cfg->cfg;
+    const struct message *m = dl->msg;
+    int attempt = m->attempts + 1;
+    int64_t ms = now_ms_mono() - dl->started_mono;
+    switch (o->kind) {
+    case OUT_OK:
+        delivery_record(dl, MSG_SENT, 0, true, NULL, "sent", o->reason);
+        for (size_t i = 0; i < dl->smtp.nrejects; i++)
+            log_event(d->log, LL_WARN, "rcpt-rejected", "id=%lld area=%q profile=%q rcpt=%q reply=%q",
+                      (long long)dl->id, m->area, dl->p->name, dl->smtp.rejects[i].addr,
+                      dl->smtp.rejects[i].reply);
+        log_event(d->log, LL_INFO, "sent",
+                  "id=%lld area=%q profile=%q via=%s to=%zu bytes=%lld attempt=%d ms=%lld reply=%q",
+                  (long long)dl->id, m->area, dl->p->name, transport_name(dl->p->transport),
+                  dl->via_graph ? m->nrcpts : dl->smtp.naccepted,
+                  (long long)(dl->via_graph ? dl->graph.bytes : dl->smtp.bytes), attempt,
+                  (long long)ms, o->reason);
+        profstate_success(d, dl->p);
+        break;
+    case OUT_PERMFAIL:
+        profstate_error(d, dl->p, o->reason);
+        delivery_fail(dl, "failed", o->reason);
+        break;
+    case OUT_PROFILE:
+        if (!o->message_specific) {
+            profstate_suspend(d, dl->p, o->reason);
+            delivery_defer(dl, now_s_wall(), false, o->reason, "deferred");
+            break;
+        }
+        /* A fault that concerns this message only: a temporary failure. */
+        __attribute__((fallthrough));
+    case OUT_TEMPFAIL: {
+        profstate_error(d, dl->p, o->reason);
+        if (c->max_attempts > 0 && attempt >= c->max_attempts) {
+            char why[700];
+            snprintf(why, sizeof why, "gave up after %d attempts: %s", attempt, o->reason);
+            delivery_fail(dl, "failed", why);
+            break;
+        }
+        int64_t delay = outcome_backoff(attempt, c->retry_min, c->retry_max, o->retry_after,
+                                        &d->rand_state);
+        if (o->maybe_delivered)
+            log_event(d->log, LL_WARN, "possible-duplicate", "id=%lld area=%q profile=%q reason=%q",
+                      (long long)dl->id, m->area, dl->p->name, o->reason);
+        delivery_defer(dl, now_s_wall() + delay, true, o->reason, "deferred");
+        break;
+    }
+    case OUT_ABORTED:
+        delivery_record(dl, MSG_QUEUED, now_s_wall(), false, "stopped by shutdown", "requeued",
+                        o->reason);
+        log_event(d->log, LL_WARN, "requeued", "id=%lld area=%q profile=%q reason=%q%s",
+                  (long long)dl->id, m->area, dl->p->name, o->reason,
+                  o->maybe_delivered ? " possible-duplicate=yes" : "");
+        break;
+    }
+    delivery_end(dl);
+}
+
+static void delivery_smtp_done(struct smtp_job *job, void *arg)
+{
+    struct delivery *dl = arg;
+    struct smtp_result r = {
+        .curl_code = job->curl_code,
+        .reply_code = job->reply_code,
+        .reply = job->reply,
+        .error = job->error,
+        .stage = job->stage,
+        .data_sent = job->data_sent,
+        .aborted = job->aborted,
+        .anonymous = dl->p->transport == TRANSPORT_SMTP_ANON,
+        .profile = dl->p->name,
+        .host = dl->p->smtp_host,
+    };
+    struct outcome o;
+    outcome_classify_smtp(&r, &o);
+    delivery_finish(dl, &o);
+}
+
+static void delivery_graph_draft(struct graph_job *job, const char *draft_id, void *arg)
+{
+    (void)job;
+    struct delivery *dl = arg;
+    struct err e = {0};
+    if (spool_set_draft(dl->d->spool, dl->id, draft_id, &e) != 0)
+        log_event(dl->d->log, LL_ERROR, "spool", "op=draft id=%lld reason=%q", (long long)dl->id,
+                  e.msg);
+}
+
+static void delivery_graph_done(struct graph_job *job, void *arg)
+{
+    struct delivery *dl = arg;
+    struct graph_result r = {
+        .curl_code = job->curl_code,
+        .http_status = job->http_status,
+        .error_code = job->error_code,
+        .aadsts = job->aadsts,
+        .message = job->message,
+        .request_id = job->request_id,
+        .retry_after = job->retry_after,
+        .token_request = job->token_request,
+        .draft_path = job->draft_path,
+        .aborted = job->aborted,
+        .profile = dl->p->name,
+    };
+    struct outcome o;
+    outcome_classify_graph(&r, &o);
+    struct profstate *ps = profstate_get(dl->d, dl->p->name);
+    if (dl->d->graph)
+        ps->token_expires = graph_token_expires(dl->d->graph, dl->p->name);
+    delivery_finish(dl, &o);
+}
+
+/* PREPARE: everything that can be decided without a server. Returns false
+ * when the delivery already ended here. */
+static bool delivery_prepare(struct delivery *dl)
+{
+    const struct config *c = dl->cfg->cfg;
+    struct err e = {0};
+    if (message_validate(dl->msg, &e) != 0) {
+        char why[1100];
+        snprintf(why, sizeof why, "invalid message in the spool: %s", e.msg);
+        delivery_fail(dl, "failed", why);
+        return false;
+    }
+    int64_t now = now_s_wall();
+    if (dl->msg->expires > 0 && now >= dl->msg->expires) {
+        char why[800];
+        snprintf(why, sizeof why, "its expires time passed before it could be sent%s%s",
+                 dl->msg->last_error ? "; last error: " : "",
+                 dl->msg->last_error ? dl->msg->last_error : "");
+        delivery_fail(dl, "expired", why);
+        return false;
+    }
+    int64_t lifetime = config_area_lifetime(c, dl->msg->area);
+    if (now >= dl->msg->created + lifetime) {
+        char why[800];
+        snprintf(why, sizeof why, "queue lifetime of %llds ended%s%s", (long long)lifetime,
+                 dl->msg->last_error ? "; last error: " : "",
+                 dl->msg->last_error ? dl->msg->last_error : "");
+        delivery_fail(dl, "expired", why);
+        return false;
+    }
+    const struct area *a = config_area_find(c, dl->msg->area);
+    if (a == NULL) {
+        char why[300];
+        snprintf(why, sizeof why,
+                 "no [area %s] section and no [area *] serves this message: add one and reload",
+                 dl->msg->area);
+        delivery_defer(dl, now + c->retry_min, false, why, "deferred");
+        return false;
+    }
+    dl->p = a->profile;
+    return true;
+}
+
+void delivery_start(struct daemon *d, int64_t id)
+{
+    struct err e = {0};
+    int r = spool_claim(d->spool, id, &e);
+    if (r != 1) {
+        if (r < 0)
+            log_event(d->log, LL_ERROR, "spool", "op=claim id=%lld reason=%q", (long long)id,
+                      e.msg);
+        return;
+    }
+    struct delivery *dl = xcalloc(1, sizeof *dl);
+    dl->d = d;
+    dl->id = id;
+    dl->cfg = cfgref_get(d->cfg);
+    delivery_link(d, dl);
+    if (spool_load(d->spool, id, &dl->msg, &e) != 0) {
+        /* A row we cannot even read: fail it with the reason, keep going. */
+        log_event(d->log, LL_ERROR, "failed", "id=%lld reason=%q", (long long)id, e.msg);
+        delivery_record(dl, MSG_FAILED, 0, false, e.msg, "failed", e.msg);
+        delivery_end(dl);
+        return;
+    }
+    if (!delivery_prepare(dl)) {
+        delivery_end(dl);
+        return;
+    }
+    dl->started_mono = now_ms_mono();
+    profstate_started(d, dl->p, dl->started_mono);
+    if (dl->p->transport == TRANSPORT_GRAPH) {
+        dl->via_graph = true;
+        dl->graph.profile = dl->p;
+        dl->graph.msg = dl->msg;
+        dl->graph.att_read = spool_att_read;
+        dl->graph.att_ctx = d->spool;
+        dl->graph.on_draft = delivery_graph_draft;
+        dl->graph.done = delivery_graph_done;
+        dl->graph.arg = dl;
+        graph_submit(d->graph, &dl->graph);
+        return;
+    }
+    dl->smtp.profile = dl->p;
+    dl->smtp.msg = dl->msg;
+    dl->smtp.done = delivery_smtp_done;
+    dl->smtp.arg = dl;
+    smtp_pool_submit(d->smtp, &dl->smtp);
+}
+
+void delivery_abort_all(struct daemon *d)
+{
+    if (d->smtp)
+        smtp_pool_abort(d->smtp);
+    if (d->graph)
+        graph_abort(d->graph);
+}
+
+/*
+ * Messages nobody can send in time (profile suspended for long, area not
+ * served) would never be claimed: fail them as expired when their deadline
+ * passes. Checked every few seconds by the tick.
+ */
+void delivery_expire_sweep(struct daemon *d)
+{
+    const struct config *c = d->cfg->cfg;
+    int64_t min_life = c->lifetime;
+    for (size_t i = 0; i < c->nareas; i++)
+        if (c->areas[i].lifetime > 0 && c->areas[i].lifetime < min_life)
+            min_life = c->areas[i].lifetime;
+    int64_t now = now_s_wall();
+    struct spool_due *v = NULL;
+    size_t n = 0;
+    struct err e = {0};
+    if (spool_expiry_candidates(d->spool, now, now - min_life, 256, &v, &n, &e) != 0) {
+        log_event(d->log, LL_ERROR, "spool", "op=expiry reason=%q", e.msg);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool expired = (v[i].expires > 0 && v[i].expires <= now) ||
+                       v[i].created + config_area_lifetime(c, v[i].area) <= now;
+        if (expired)
+            delivery_start(d, v[i].id); /* PREPARE fails it as expired */
+    }
+    spool_due_free(v, n);
+}

@@ -1,0 +1,203 @@
+/*
+ * lifecycle — signals, reload, graceful stop, and the 1 s housekeeping tick.
+ *
+ * Owns: SIGTERM/SIGINT (stop: no new work, in-flight transfers get
+ * shutdown_timeout, then are aborted and stay queued), SIGHUP (reload the
+ * configuration atomically or keep the old one; reopen the log), SIGUSR1
+ * (reopen the log), the heartbeat, systemd status and watchdog, periodic
+ * spool maintenance, expiry sweeps, the daily stats line and secret-expiry
+ * warnings.
+ * Never: exits the process; it ends the loop and main() cleans up.
+ */
+#include "daemon.h"
+#include "graph.h"
+#include "smtp.h"
+#include "xmalloc.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HEARTBEAT_MS 5000
+#define MAINTAIN_MS 60000
+#define EXPIRY_SWEEP_S 5
+
+void lifecycle_maybe_exit(struct daemon *d)
+{
+    if (d->stopping && d->ninflight == 0)
+        event_base_loopexit(d->base, NULL);
+}
+
+static void lifecycle_shutdown_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *d = arg;
+    log_event(d->log, LL_WARN, "stop", "aborting=%d reason=%q", d->ninflight,
+              "shutdown_timeout reached; aborted transfers stay queued");
+    d->aborting = true;
+    delivery_abort_all(d);
+    /* Aborts complete within moments; should one hang, leave anyway: the row
+     * stays "sending" and returns to "queued" at the next start. */
+    struct timeval tv = {5, 0};
+    event_base_loopexit(d->base, &tv);
+}
+
+void lifecycle_stop(struct daemon *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    notify_stopping(d->notify);
+    log_event(d->log, LL_INFO, "stop", "inflight=%d timeout=%llds", d->ninflight,
+              (long long)d->cfg->cfg->shutdown_timeout);
+    if (d->ninflight > 0) {
+        struct timeval tv = {(time_t)d->cfg->cfg->shutdown_timeout, 0};
+        evtimer_add(d->ev_shutdown, &tv);
+    }
+    lifecycle_maybe_exit(d);
+}
+
+/* Profiles whose settings changed (or vanished) drop connections and tokens. */
+static void lifecycle_forget_changed(struct daemon *d, const struct config *old,
+                                     const struct config *neu)
+{
+    for (size_t i = 0; i < old->nprofiles; i++) {
+        const struct profile *o = &old->profiles[i];
+        const struct profile *n = config_profile_find(neu, o->name);
+        if (n && strcmp(n->fingerprint, o->fingerprint) == 0)
+            continue;
+        if (d->smtp)
+            smtp_pool_forget_profile(d->smtp, o->name);
+        if (d->graph)
+            graph_forget_profile(d->graph, o->name);
+    }
+}
+
+void lifecycle_reload(struct daemon *d)
+{
+    notify_reloading(d->notify);
+    struct config *neu = NULL;
+    struct diags dg = {0};
+    int rc = config_load(d->config_path, CONFIG_RESOLVE_SECRETS, &neu, &dg);
+    for (size_t i = 0; i < dg.n; i++)
+        log_event(d->log, dg.v[i].warning ? LL_WARN : LL_ERROR,
+                  dg.v[i].warning ? "config-warning" : "config-error", "file=%q line=%d%s%q text=%q",
+                  dg.v[i].file, dg.v[i].line, dg.v[i].profile ? " profile=" : "",
+                  dg.v[i].profile ? dg.v[i].profile : "", dg.v[i].text);
+    diags_free(&dg);
+    if (rc != 0) {
+        log_event(d->log, LL_ERROR, "config-error", "file=%q reason=%q", d->config_path,
+                  "new configuration rejected; the old one stays in force");
+        notify_ready(d->notify);
+        return;
+    }
+    struct err e = {0};
+    if (log_open(d->log, neu->log_file, neu->log_level, &e) != 0)
+        log_event(d->log, LL_ERROR, "config-error", "reason=%q", e.msg);
+    if (neu->spool_path && strcmp(neu->spool_path, d->spool_path) != 0)
+        log_event(d->log, LL_WARN, "reload", "reason=%q",
+                  "[spool] path changed: takes effect at the next restart");
+    lifecycle_forget_changed(d, d->cfg->cfg, neu);
+    cfgref_put(d->cfg);
+    d->cfg = cfgref_new(neu);
+    profstate_sync(d);
+    profstate_resume_all(d, "configuration reloaded");
+    log_event(d->log, LL_INFO, "reload", "file=%q profiles=%zu areas=%zu", d->config_path,
+              neu->nprofiles, neu->nareas);
+    notify_ready(d->notify);
+    sched_kick(d);
+}
+
+static void lifecycle_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct daemon *d = arg;
+    struct err e = {0};
+    switch (sig) {
+    case SIGTERM:
+    case SIGINT:
+        lifecycle_stop(d);
+        break;
+    case SIGHUP:
+        if (log_reopen(d->log, &e) != 0)
+            log_event(d->log, LL_ERROR, "log", "reason=%q", e.msg);
+        lifecycle_reload(d);
+        break;
+    case SIGUSR1:
+        if (log_reopen(d->log, &e) != 0)
+            log_event(d->log, LL_ERROR, "log", "reason=%q", e.msg);
+        else
+            log_event(d->log, LL_INFO, "log-reopened", "");
+        break;
+    }
+}
+
+static void lifecycle_status(struct daemon *d)
+{
+    struct spool_counts c = {0};
+    struct err e = {0};
+    if (spool_counts(d->spool, &c, &e) != 0)
+        return;
+    int suspended = 0;
+    int64_t mono = now_ms_mono();
+    for (size_t i = 0; i < d->nprofiles; i++)
+        if (d->profiles[i]->suspended_until > mono)
+            suspended++;
+    char buf[256];
+    snprintf(buf, sizeof buf,
+             "queued=%lld deferred=%lld sending=%lld failed=%lld oldest=%llds "
+             "suspended-profiles=%d",
+             (long long)c.queued, (long long)c.deferred, (long long)c.sending,
+             (long long)c.failed,
+             (long long)(c.oldest_queued ? now_s_wall() - c.oldest_queued : 0), suspended);
+    notify_status(d->notify, buf);
+}
+
+static void lifecycle_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct daemon *d = arg;
+    int64_t mono = now_ms_mono(), wall = now_s_wall();
+    struct err e = {0};
+    notify_watchdog(d->notify);
+    if (mono - d->last_heartbeat >= HEARTBEAT_MS) {
+        d->last_heartbeat = mono;
+        if (spool_heartbeat(d->spool, (long)getpid(), d->started, wall, &e) != 0)
+            log_event(d->log, LL_WARN, "spool", "op=heartbeat reason=%q", e.msg);
+        lifecycle_status(d);
+        profstate_check_secrets(d);
+    }
+    if (d->profiles_dirty)
+        profstate_publish(d);
+    if (!d->stopping && wall - d->last_expiry_sweep >= EXPIRY_SWEEP_S) {
+        d->last_expiry_sweep = wall;
+        delivery_expire_sweep(d);
+    }
+    if (mono - d->last_maintain >= MAINTAIN_MS) {
+        d->last_maintain = mono;
+        if (spool_maintain(d->spool, wall, d->cfg->cfg->keep_sent, &e) != 0)
+            log_event(d->log, LL_WARN, "spool", "op=maintain reason=%q", e.msg);
+    }
+}
+
+int lifecycle_setup(struct daemon *d, struct err *e)
+{
+    (void)e;
+    static const int sigs[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+    for (int i = 0; i < 4; i++) {
+        d->ev_sig[i] = evsignal_new(d->base, sigs[i], lifecycle_signal_cb, d);
+        event_add(d->ev_sig[i], NULL);
+    }
+    d->ev_shutdown = evtimer_new(d->base, lifecycle_shutdown_cb, d);
+    d->ev_tick = event_new(d->base, -1, EV_PERSIST, lifecycle_tick_cb, d);
+    struct timeval tv = {1, 0};
+    event_add(d->ev_tick, &tv);
+    d->last_heartbeat = now_ms_mono() - HEARTBEAT_MS; /* first tick writes one */
+    d->last_maintain = now_ms_mono();
+    return 0;
+}

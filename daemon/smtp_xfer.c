@@ -1,0 +1,427 @@
+/*
+ * smtp_xfer — one libcurl easy handle per profile, one message per perform.
+ *
+ * Owns: the profile's TLS and AUTH policy as curl options, the envelope, the
+ * MIME stream as the read callback, the abort and low-speed checks, and the
+ * job's output fields.
+ * Never: lets credentials cross the wire in plaintext (STARTTLS is required
+ * with CURLUSESSL_ALL, never _TRY, before curl may AUTH), sends AUTH for an
+ * anonymous profile, or hands curl an envelope address it did not check.
+ *
+ * Low speed: curl's own CURLOPT_LOW_SPEED_* check also runs while curl waits
+ * (blocking) for the reply to the final ".", where no byte moves; it would cut
+ * that wait, which RFC 5321 allows to last 10 minutes, down to low_speed_s.
+ * So the check lives in the progress callback and only covers the body.
+ */
+#include "smtp_xfer.h"
+#include "xmalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct xfer_ctx {
+    struct smtp_trace trace;
+    struct mime *mm;
+    struct mime_sender sender;
+    const struct smtp_xfer_io *io;
+    int64_t bytes;
+    bool data_sent;
+    bool read_failed;
+    bool aborted;
+    bool too_slow;
+    struct err read_err;
+    curl_off_t last_ul;
+    int64_t last_progress_ms; /* 0: body not started */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+static int64_t xfer_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Characters of a host name; anything else falls back to another name. */
+static bool xfer_hostname_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+void smtp_xfer_ehlo_name(const char *from_address, char *out, size_t outlen)
+{
+    char host[256] = "";
+    /* curl's default EHLO name is gethostname() cut at the first dot, which
+     * relays with reject_non_fqdn_helo_hostname refuse; prefer the FQDN. */
+    if (gethostname(host, sizeof host - 1) == 0 && strchr(host, '.') && xfer_hostname_ok(host)) {
+        snprintf(out, outlen, "%s", host);
+        return;
+    }
+    const char *at = from_address ? strrchr(from_address, '@') : NULL;
+    if (at && xfer_hostname_ok(at + 1)) {
+        snprintf(out, outlen, "%s", at + 1);
+        return;
+    }
+    snprintf(out, outlen, "localhost");
+}
+
+/* An envelope address curl may put between < and > unchanged. */
+static bool xfer_addr_ok(const char *a)
+{
+    if (a == NULL || a[0] == '\0' || strchr(a, '@') == NULL)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)a; *p; p++)
+        if (*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>')
+            return false;
+    return true;
+}
+
+static int xfer_debug(CURL *h, curl_infotype type, char *data, size_t size, void *userp)
+{
+    (void)h;
+    struct xfer_ctx *x = userp;
+    if (x == NULL)
+        return 0;
+    switch (type) {
+    case CURLINFO_TEXT:
+        smtp_trace_text(&x->trace, data, size);
+        break;
+    case CURLINFO_HEADER_OUT:
+        smtp_trace_out(&x->trace, data, size);
+        break;
+    case CURLINFO_HEADER_IN:
+        smtp_trace_in(&x->trace, data, size);
+        break;
+    default:
+        break; /* body bytes and TLS records */
+    }
+    return 0;
+}
+
+static size_t xfer_read(char *buf, size_t size, size_t nitems, void *userp)
+{
+    struct xfer_ctx *x = userp;
+    if (x == NULL || x->mm == NULL)
+        return CURL_READFUNC_ABORT;
+    ssize_t n = mime_read(x->mm, buf, size * nitems, &x->read_err);
+    if (n < 0) {
+        x->read_failed = true;
+        return CURL_READFUNC_ABORT;
+    }
+    if (n == 0) {
+        /* Everything before this was written to the socket already (curl
+         * refills only an empty buffer); "." follows at once. */
+        x->data_sent = true;
+        smtp_trace_note(&x->trace, "(message body: %lld bytes)", (long long)x->bytes);
+        return 0;
+    }
+    x->bytes += n;
+    return (size_t)n;
+}
+
+static int xfer_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                         curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    struct xfer_ctx *x = userp;
+    if (x == NULL)
+        return 0;
+    if (x->io->abort && atomic_load(x->io->abort)) {
+        x->aborted = true;
+        return 1;
+    }
+    if (x->trace.cmd != SMTP_CMD_BODY || x->data_sent || x->io->low_speed_s <= 0)
+        return 0;
+    int64_t now = xfer_now_ms();
+    if (x->last_progress_ms == 0 || ulnow != x->last_ul) {
+        x->last_ul = ulnow;
+        x->last_progress_ms = now;
+    } else if (now - x->last_progress_ms >= x->io->low_speed_s * 1000) {
+        x->too_slow = true;
+        return 1;
+    }
+    return 0;
+}
+
+#define XSET(h, opt, val)                                                                          \
+    do {                                                                                           \
+        if (curl_easy_setopt((h), (opt), (val)) != CURLE_OK)                                       \
+            bad = #opt;                                                                            \
+    } while (0)
+
+/* TLS: implicit → smtps://; STARTTLS → smtp:// with CURLUSESSL_ALL, which makes
+ * curl send STARTTLS whether or not it is offered and fail the transfer
+ * (CURLE_USE_SSL_FAILED) before any AUTH when it is refused. An SSL profile is
+ * never sent in plaintext, even if its smtp_tls says none. */
+static bool xfer_implicit_tls(const struct profile *pr)
+{
+    return pr->smtp_tls == SMTP_TLS_IMPLICIT;
+}
+
+static long xfer_use_ssl(const struct profile *pr)
+{
+    if (pr->transport == TRANSPORT_SMTP_AUTH || pr->smtp_tls != SMTP_TLS_NONE)
+        return CURLUSESSL_ALL;
+    return CURLUSESSL_NONE;
+}
+
+static const char *xfer_set_profile(CURL *h, const struct profile *pr,
+                                    const struct smtp_timeouts *t, const char *url,
+                                    const char *from)
+{
+    const char *bad = NULL;
+    XSET(h, CURLOPT_NOSIGNAL, 1L);
+    XSET(h, CURLOPT_URL, url);
+    XSET(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+    XSET(h, CURLOPT_USE_SSL, xfer_use_ssl(pr));
+    if (pr->transport == TRANSPORT_SMTP_AUTH) {
+        XSET(h, CURLOPT_USERNAME, pr->username ? pr->username : "");
+        XSET(h, CURLOPT_PASSWORD, pr->password ? pr->password : "");
+    }
+    XSET(h, CURLOPT_MAIL_FROM, from);
+    XSET(h, CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1L);
+    XSET(h, CURLOPT_UPLOAD, 1L);
+    XSET(h, CURLOPT_CONNECTTIMEOUT, t->connect_s);
+    XSET(h, CURLOPT_SERVER_RESPONSE_TIMEOUT, t->response_s);
+    XSET(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (pr->ca_file)
+        XSET(h, CURLOPT_CAINFO, pr->ca_file);
+    XSET(h, CURLOPT_SSL_VERIFYPEER, pr->tls_verify ? 1L : 0L);
+    XSET(h, CURLOPT_SSL_VERIFYHOST, pr->tls_verify ? 2L : 0L);
+    XSET(h, CURLOPT_READFUNCTION, xfer_read);
+    XSET(h, CURLOPT_DEBUGFUNCTION, xfer_debug);
+    XSET(h, CURLOPT_XFERINFOFUNCTION, xfer_progress);
+    XSET(h, CURLOPT_NOPROGRESS, 0L);
+    return bad;
+}
+
+CURL *smtp_xfer_handle_new(const struct profile *pr, const struct smtp_timeouts *t,
+                           struct err *e)
+{
+    if (pr->transport != TRANSPORT_SMTP_AUTH && pr->transport != TRANSPORT_SMTP_ANON) {
+        err_set(e, EX_CONFIG, "profile %s: not an SMTP profile", pr->name);
+        return NULL;
+    }
+    if (pr->smtp_host == NULL || !xfer_addr_ok(pr->from_address)) {
+        err_set(e, EX_CONFIG, "profile %s: SMTPHost or FromAddress missing or invalid", pr->name);
+        return NULL;
+    }
+    CURL *h = curl_easy_init();
+    if (h == NULL) {
+        err_set(e, EX_SOFTWARE, "profile %s: curl_easy_init failed", pr->name);
+        return NULL;
+    }
+    char ehlo[256];
+    smtp_xfer_ehlo_name(pr->from_address, ehlo, sizeof ehlo);
+    bool v6 = strchr(pr->smtp_host, ':') != NULL;
+    /* The URL's path is the EHLO name (curl's documented SMTP URL form). */
+    char *url = xasprintf("%s://%s%s%s:%d/%s", xfer_implicit_tls(pr) ? "smtps" : "smtp",
+                          v6 ? "[" : "", pr->smtp_host, v6 ? "]" : "",
+                          pr->smtp_port > 0 ? pr->smtp_port : 25, ehlo);
+    char *from = xasprintf("<%s>", pr->from_address);
+    const char *bad = xfer_set_profile(h, pr, t, url, from);
+    free(url);
+    free(from);
+    if (bad) {
+        curl_easy_cleanup(h);
+        err_set(e, EX_SOFTWARE, "profile %s: this libcurl refuses %s (is it built with SMTP and TLS?)",
+                pr->name, bad);
+        return NULL;
+    }
+    return h;
+}
+
+void smtp_xfer_handle_free(CURL *h, bool polite)
+{
+    if (h == NULL)
+        return;
+    if (!polite) {
+        /* curl owns the fd and closes it; shutdown() only makes its QUIT and
+         * TLS close_notify fail fast instead of waiting for a silent server. */
+        curl_socket_t fd = CURL_SOCKET_BAD;
+        if (curl_easy_getinfo(h, CURLINFO_ACTIVESOCKET, &fd) == CURLE_OK && fd != CURL_SOCKET_BAD)
+            shutdown(fd, SHUT_RDWR);
+    }
+    curl_easy_cleanup(h);
+}
+
+/* The envelope: every recipient (To, Cc and Bcc) as "<addr>". NULL with e set
+ * when an address would let text through curl unchecked. */
+static struct curl_slist *xfer_rcpts(const struct message *m, struct err *e)
+{
+    struct curl_slist *l = NULL;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        if (!xfer_addr_ok(m->rcpts[i].addr)) {
+            curl_slist_free_all(l);
+            err_set(e, EX_DATAERR, "message %lld: recipient %zu is not a usable address",
+                    (long long)m->id, i + 1);
+            return NULL;
+        }
+        char *a = xasprintf("<%s>", m->rcpts[i].addr);
+        struct curl_slist *n = curl_slist_append(l, a);
+        free(a);
+        if (n == NULL) {
+            curl_slist_free_all(l);
+            err_set(e, EX_TEMPFAIL, "message %lld: out of memory", (long long)m->id);
+            return NULL;
+        }
+        l = n;
+    }
+    if (l == NULL)
+        err_set(e, EX_DATAERR, "message %lld: no recipients", (long long)m->id);
+    return l;
+}
+
+static void xfer_bind(CURL *h, struct xfer_ctx *x, struct curl_slist *rcpts)
+{
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 1L); /* the debug callback needs it */
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, x);
+    curl_easy_setopt(h, CURLOPT_READDATA, x);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpts);
+}
+
+/* Nothing of this job may stay reachable from a cached handle. */
+static void xfer_unbind(CURL *h)
+{
+    curl_easy_setopt(h, CURLOPT_VERBOSE, 0L);
+    curl_easy_setopt(h, CURLOPT_DEBUGDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_READDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, NULL);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h, CURLOPT_MAIL_RCPT, NULL);
+}
+
+static bool xfer_tls_code(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void xfer_fill_job(CURL *h, CURLcode rc, struct xfer_ctx *x, struct smtp_job *job)
+{
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    job->curl_code = rc;
+    job->reply_code = code ? (int)code : x->trace.last_code;
+    job->reply = x->trace.last;
+    x->trace.last = NULL;
+    job->data_sent = x->data_sent;
+    job->rejects = x->trace.rejects;
+    job->nrejects = x->trace.nrejects;
+    x->trace.rejects = NULL;
+    x->trace.nrejects = 0;
+    job->naccepted = x->trace.naccepted;
+    job->bytes = x->bytes;
+    job->aborted = x->aborted;
+    job->stage = rc == CURLE_OK ? SMTP_STAGE_DONE : x->trace.stage;
+    if (xfer_tls_code(rc))
+        job->stage = SMTP_STAGE_TLS;
+    else if (rc == CURLE_LOGIN_DENIED)
+        job->stage = SMTP_STAGE_AUTH;
+    if (x->read_failed) {
+        job->curl_code = CURLE_READ_ERROR;
+        job->msg_err = x->read_err.code ? x->read_err.code : EX_IOERR;
+        job->error = xasprintf("reading the message: %s", x->read_err.msg);
+    } else if (x->too_slow) {
+        job->curl_code = CURLE_OPERATION_TIMEDOUT;
+        job->error = xasprintf("the server accepted no message data for %ld s",
+                               x->io->low_speed_s);
+    } else if (rc != CURLE_OK) {
+        job->error = xstrdup(x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+    }
+}
+
+void smtp_xfer_job_reset(struct smtp_job *job)
+{
+    job->curl_code = 0;
+    job->reply_code = 0;
+    job->reply = NULL;
+    job->error = NULL;
+    job->stage = SMTP_STAGE_CONNECT;
+    job->data_sent = false;
+    job->rejects = NULL;
+    job->nrejects = 0;
+    job->naccepted = 0;
+    job->bytes = 0;
+    job->duration_ms = 0;
+    job->aborted = false;
+    job->msg_err = 0;
+}
+
+static ssize_t xfer_no_att_read(void *ctx, const struct msg_attachment *a, int64_t off, void *buf,
+                                size_t len, struct err *e)
+{
+    (void)ctx;
+    (void)off;
+    (void)buf;
+    (void)len;
+    return err_set(e, EX_SOFTWARE, "attachment %s: no spool to read it from", a->name);
+}
+
+bool smtp_xfer_run(CURL *h, struct smtp_job *job, const struct smtp_xfer_io *io)
+{
+    const struct profile *pr = job->profile;
+    int64_t start = xfer_now_ms();
+    smtp_xfer_job_reset(job);
+    struct err e = {0};
+    struct curl_slist *rcpts = xfer_rcpts(job->msg, &e);
+    if (rcpts == NULL) {
+        job->curl_code = CURLE_READ_ERROR;
+        job->msg_err = e.code;
+        job->error = xstrdup(e.msg);
+        job->stage = SMTP_STAGE_CONNECT;
+        job->duration_ms = xfer_now_ms() - start;
+        return true;
+    }
+    struct xfer_ctx *x = xcalloc(1, sizeof *x);
+    x->io = io;
+    x->sender.from_address = pr->from_address;
+    x->sender.from_name = pr->from_display_name;
+    x->sender.reply_to = pr->reply_to;
+    x->mm = mime_new(job->msg, &x->sender, io->att_read ? io->att_read : xfer_no_att_read,
+                     io->att_ctx);
+    smtp_trace_init(&x->trace, xfer_implicit_tls(pr), io->emit, io->emit_ctx);
+
+    xfer_bind(h, x, rcpts);
+    CURLcode rc = curl_easy_perform(h);
+    xfer_fill_job(h, rc, x, job);
+    xfer_unbind(h);
+
+    bool keep = rc == CURLE_OK || (job->stage != SMTP_STAGE_TLS && job->stage != SMTP_STAGE_AUTH);
+    curl_slist_free_all(rcpts);
+    mime_free(x->mm);
+    smtp_trace_free(&x->trace);
+    free(x);
+    job->duration_ms = xfer_now_ms() - start;
+    return keep;
+}

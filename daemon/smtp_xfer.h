@@ -1,0 +1,60 @@
+/*
+ * smtp_xfer — one libcurl easy handle per profile, one message per perform.
+ *
+ * Owns: the TLS and AUTH policy of a profile expressed as curl options, the
+ * envelope (MAIL FROM, RCPT TO incl. Bcc), the MIME stream as curl's read
+ * callback, abort and low-speed checks, and filling a job's output fields.
+ * Never: touches threads, queues or the loop; the caller decides on which
+ * thread a transfer runs (pool workers, or `mailspool test` inline).
+ *
+ * Internal to the SMTP transport (daemon/smtp*.c).
+ */
+#ifndef MAILSPOOL_SMTP_XFER_H
+#define MAILSPOOL_SMTP_XFER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <curl/curl.h>
+
+#include "config.h"
+#include "err.h"
+#include "mime.h"
+#include "smtp.h"
+#include "smtp_trace.h"
+
+struct smtp_xfer_io {
+    mime_att_read_fn att_read; /* attachment bytes; NULL: a message with attachments fails */
+    void *att_ctx;
+    const atomic_bool *abort;  /* set: end the transfer now (may be NULL) */
+    long low_speed_s;          /* no body bytes accepted for this long: give up */
+    smtp_trace_emit_fn emit;   /* transcript for `mailspool test`, or NULL */
+    void *emit_ctx;
+};
+
+/* A handle carrying everything of the profile that does not change per
+ * message (URL, TLS, credentials, timeouts, callbacks). NULL with e set. */
+CURL *smtp_xfer_handle_new(const struct profile *pr, const struct smtp_timeouts *t,
+                           struct err *e);
+
+/* Makes a handle safe to drop without waiting for a server: its idle
+ * connection's socket is shut down so that curl_easy_cleanup's QUIT fails at
+ * once instead of waiting up to a response timeout. Then cleans it up. */
+void smtp_xfer_handle_free(CURL *h, bool polite);
+
+/*
+ * Sends job->msg through h (made for job->profile) and fills job's output
+ * fields. Returns true when the handle may be cached for the next message,
+ * false when its state is suspect (a TLS or AUTH failure).
+ */
+bool smtp_xfer_run(CURL *h, struct smtp_job *job, const struct smtp_xfer_io *io);
+
+/* Sets a job's output fields to "nothing yet" without freeing them (the
+ * caller clears a finished job with smtp_job_clear before reusing it). */
+void smtp_xfer_job_reset(struct smtp_job *job);
+
+/* The EHLO name: the host's FQDN when gethostname() gives one, else the
+ * domain of FromAddress, else "localhost". */
+void smtp_xfer_ehlo_name(const char *from_address, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * schema — the spool's SQL schema, its version and its migrations.
+ *
+ * Owns: PRAGMA user_version, creating an empty spool, migrating older
+ * versions (daemon only), refusing newer ones and foreign databases.
+ * Never: empties, recreates or "repairs" an existing file.
+ */
+#ifndef MAILSPOOL_SCHEMA_H
+#define MAILSPOOL_SCHEMA_H
+
+#include "err.h"
+#include "spool_db.h"
+
+#define SCHEMA_VERSION 1
+
+/*
+ * Brings the open connection's database to SCHEMA_VERSION: creates the
+ * schema in a brand-new (empty) file, migrates older versions when
+ * sp->flags has SPOOL_DAEMON, refuses newer versions (EX_DATAERR) and files
+ * that hold other tables (EX_IOERR). Race-safe: the version is re-read
+ * under BEGIN IMMEDIATE, so two creators at once both succeed.
+ */
+int schema_ensure(struct spool *sp, struct err *e);
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * spool — opening and closing spool.db, and the names of message states.
+ *
+ * Owns: the connection settings every opener gets (WAL, busy_timeout,
+ * foreign keys, synchronous per role), creating a missing spool file with
+ * mode 0660, and the integrity check on daemon start.
+ * Never: recreates or empties a file that exists; a damaged file is refused
+ * (EX_IOERR) and left for the administrator.
+ */
+#include "spool.h"
+#include "schema.h"
+#include "spool_db.h"
+#include "xmalloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *const spool_state_names[] = {"queued", "sending", "sent", "failed",
+                                                "cancelled"};
+
+const char *msg_state_name(enum msg_state s)
+{
+    if ((unsigned)s >= sizeof spool_state_names / sizeof spool_state_names[0])
+        return "unknown";
+    return spool_state_names[s];
+}
+
+int msg_state_parse(const char *s)
+{
+    for (size_t i = 0; s && i < sizeof spool_state_names / sizeof spool_state_names[0]; i++)
+        if (strcmp(s, spool_state_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* Creates the file ourselves (O_EXCL, so two creators cannot both "win"
+ * badly) with mode 0660 regardless of umask: producers in the spool's
+ * group must be able to write. SQLite gives -wal and -shm the same mode. */
+static int spool_precreate(const char *path, struct err *e)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
+    if (fd >= 0) {
+        if (fchmod(fd, 0660) != 0) {
+            /* Not fatal: the file exists; the owner can still use it. */
+        }
+        close(fd);
+        return 0;
+    }
+    if (errno == EEXIST)
+        return 0;
+    int saved = errno;
+    return err_set(e, EX_CANTCREAT,
+                   "spool %s: cannot create it: %s: create its directory and make it writable "
+                   "for this user, or choose another path with -s/MAILSPOOL_SPOOL/[spool] path",
+                   path, strerror(saved));
+}
+
+/* PRAGMA journal_mode = WAL needs an exclusive lock for a moment; a
+ * concurrent creator may hold it longer than busy_timeout only rarely. */
+static int spool_set_wal(struct spool *sp, struct err *e)
+{
+    int rc = SQLITE_OK;
+    for (int i = 0; i < 3; i++) {
+        sqlite3_stmt *st;
+        if (spool_db_prepare(sp, "PRAGMA journal_mode = WAL", &st, e) != 0)
+            return -1;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            const char *mode = (const char *)sqlite3_column_text(st, 0);
+            int ok = mode && strcmp(mode, "wal") == 0;
+            sqlite3_finalize(st);
+            if (!ok)
+                return err_set(e, EX_IOERR,
+                               "spool %s: cannot switch to WAL mode: put the spool on a local "
+                               "file system",
+                               sp->path);
+            return 0;
+        }
+        spool_db_fail(sp, rc, "switching to WAL mode", e);
+        sqlite3_finalize(st);
+        if ((rc & 0xff) != SQLITE_BUSY)
+            return -1;
+    }
+    return -1;
+}
+
+static int spool_quick_check(struct spool *sp, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp, "PRAGMA quick_check(1)", &st, e) != 0)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        spool_db_fail(sp, rc, "checking integrity", e);
+        sqlite3_finalize(st);
+        return -1;
+    }
+    const char *res = (const char *)sqlite3_column_text(st, 0);
+    if (res == NULL || strcmp(res, "ok") != 0) {
+        err_set(e, EX_IOERR,
+                "spool %s: integrity check failed (%s): the database is damaged; it was left "
+                "untouched: stop producers, restore a backup or recover it with "
+                "`sqlite3 %s .recover`",
+                sp->path, res ? res : "?", sp->path);
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int spool_configure(struct spool *sp, struct err *e)
+{
+    sqlite3_extended_result_codes(sp->db, 1);
+    sqlite3_busy_timeout(sp->db, SPOOL_DB_BUSY_MS);
+    if (!(sp->flags & SPOOL_READONLY) && spool_set_wal(sp, e) != 0)
+        return -1;
+    if (spool_db_exec(sp, "PRAGMA foreign_keys = ON", "enabling foreign keys", e) != 0)
+        return -1;
+    /* In WAL mode NORMAL may lose the last commits on power loss: fine for
+     * the daemon's state (one resend at worst), never for a producer's mail. */
+    const char *sync = (sp->flags & SPOOL_DAEMON) ? "PRAGMA synchronous = NORMAL"
+                                                  : "PRAGMA synchronous = FULL";
+    if (spool_db_exec(sp, sync, "setting synchronous", e) != 0)
+        return -1;
+    if (sp->flags & SPOOL_DAEMON) {
+        if (spool_db_exec(sp, "PRAGMA journal_size_limit = 67108864", "limiting the WAL", e) != 0)
+            return -1;
+        if (spool_quick_check(sp, e) != 0)
+            return -1;
+    }
+    return schema_ensure(sp, e);
+}
+
+int spool_open(const char *path, int flags, struct spool **out, struct err *e)
+{
+    *out = NULL;
+    if (path == NULL || *path == '\0')
+        return err_set(e, EX_USAGE, "spool path is empty: set -s, MAILSPOOL_SPOOL or [spool] path");
+    if (flags & SPOOL_READONLY) {
+        if (access(path, F_OK) != 0)
+            return err_set(e, EX_NOINPUT,
+                           "spool %s does not exist: check -s/MAILSPOOL_SPOOL/[spool] path; "
+                           "enqueueing a message or starting mailspoold creates it",
+                           path);
+    } else if (spool_precreate(path, e) != 0) {
+        return -1;
+    }
+    struct spool *sp = xcalloc(1, sizeof *sp);
+    sp->path = xstrdup(path);
+    sp->flags = flags;
+    int oflags = (flags & SPOOL_READONLY) ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    int rc = sqlite3_open_v2(path, &sp->db, oflags | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        spool_db_fail(sp, rc, "opening", e);
+        spool_close(sp);
+        return -1;
+    }
+    if (spool_configure(sp, e) != 0) {
+        spool_close(sp);
+        return -1;
+    }
+    *out = sp;
+    return 0;
+}
+
+void spool_close(struct spool *sp)
+{
+    if (sp == NULL)
+        return;
+    if (sp->db) {
+        spool_db_rollback(sp);
+        sqlite3_close_v2(sp->db);
+    }
+    free(sp->path);
+    free(sp);
+}
+
+const char *spool_path(const struct spool *sp)
+{
+    return sp->path;
+}

@@ -1,0 +1,338 @@
+/*
+ * spool_daemon — the daemon's side of the spool: claiming due work,
+ * recording outcomes, heartbeat and profile state, housekeeping.
+ *
+ * Owns: the SQL of delivery state changes (queued -> sending -> sent/failed
+ * or back to queued), attempt rows, the daemon and profiles tables, and
+ * WAL checkpoints.
+ * Never: changes a message that is not in the state the caller expects
+ * (cancel may win a race), or holds a transaction across a network wait.
+ */
+#include "buf.h"
+#include "spool.h"
+#include "spool_db.h"
+#include "xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Messages deleted per transaction by spool_maintain, and batches per call:
+ * bounds how long one call blocks the daemon's loop. */
+#define SPOOL_MAINTAIN_BATCH 500
+#define SPOOL_MAINTAIN_MAX_BATCHES 20
+
+int spool_requeue_sending(struct spool *sp, int64_t **ids, size_t *n, struct err *e)
+{
+    *ids = NULL;
+    *n = 0;
+    if (spool_db_begin(sp, e) != 0)
+        return -1;
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp, "SELECT id FROM messages WHERE state = 'sending' ORDER BY id", &st,
+                         e) != 0)
+        return spool_db_rollback(sp);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *ids = xreallocarray(*ids, *n + 1, sizeof **ids);
+        (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        goto fail;
+    if (spool_db_prepare(sp,
+                         "UPDATE messages SET state = 'queued', updated = ?1"
+                         " WHERE state = 'sending'",
+                         &st, e) != 0)
+        goto fail_e;
+    sqlite3_bind_int64(st, 1, spool_db_now());
+    if (spool_db_step_done(sp, st, "requeueing interrupted messages", e) != 0)
+        goto fail_e;
+    if (spool_db_commit(sp, e) != 0)
+        goto fail_e;
+    return 0;
+fail:
+    spool_db_fail(sp, rc, "listing interrupted messages", e);
+fail_e:
+    spool_db_rollback(sp);
+    free(*ids);
+    *ids = NULL;
+    *n = 0;
+    return -1;
+}
+
+int spool_due(struct spool *sp, int64_t now, const char *const *skip_areas, size_t nskip,
+              size_t max, struct spool_due **out, size_t *n, struct err *e)
+{
+    *out = NULL;
+    *n = 0;
+    struct buf sql = BUF_INIT;
+    buf_puts(&sql, "SELECT id, area, priority FROM messages WHERE state = 'queued'"
+                   " AND next_attempt <= ?1 AND not_before <= ?1");
+    if (nskip > 0) {
+        buf_puts(&sql, " AND area NOT IN (");
+        for (size_t i = 0; i < nskip; i++)
+            buf_printf(&sql, "%s?%zu", i ? ", " : "", i + 3);
+        buf_puts(&sql, ")");
+    }
+    buf_puts(&sql, " ORDER BY priority DESC, next_attempt, id LIMIT ?2");
+    sqlite3_stmt *st;
+    int rc = spool_db_prepare(sp, sql.data, &st, e);
+    buf_free(&sql);
+    if (rc != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    for (size_t i = 0; i < nskip; i++)
+        spool_db_bind_text(st, (int)i + 3, skip_areas[i]);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *out = xreallocarray(*out, *n + 1, sizeof **out);
+        struct spool_due *d = &(*out)[(*n)++];
+        d->id = sqlite3_column_int64(st, 0);
+        d->area = spool_db_column_dup(st, 1);
+        if (d->area == NULL)
+            d->area = xstrdup("");
+        d->priority = sqlite3_column_int(st, 2);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        spool_due_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return spool_db_fail(sp, rc, "listing due messages", e);
+    }
+    return 0;
+}
+
+void spool_due_free(struct spool_due *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].area);
+    free(v);
+}
+
+int spool_next_due(struct spool *sp, int64_t *when, struct err *e)
+{
+    *when = 0;
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp,
+                         "SELECT min(max(next_attempt, not_before)) FROM messages"
+                         " WHERE state = 'queued'",
+                         &st, e) != 0)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        spool_db_fail(sp, rc, "finding the next due message", e);
+        sqlite3_finalize(st);
+        return -1;
+    }
+    if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        int64_t t = sqlite3_column_int64(st, 0);
+        /* 0 means "nothing queued": a message due since forever is due at 1. */
+        *when = t > 0 ? t : 1;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* Runs one single-statement write under BEGIN IMMEDIATE; *changes gets
+ * sqlite3_changes(). The statement's parameters are already bound. */
+static int spool_daemon_write1(struct spool *sp, sqlite3_stmt *st, const char *what, int *changes,
+                               struct err *e)
+{
+    if (spool_db_begin(sp, e) != 0) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    if (spool_db_step_done(sp, st, what, e) != 0)
+        return spool_db_rollback(sp);
+    if (changes)
+        *changes = sqlite3_changes(sp->db);
+    return spool_db_commit(sp, e);
+}
+
+int spool_claim(struct spool *sp, int64_t id, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp,
+                         "UPDATE messages SET state = 'sending', updated = ?2"
+                         " WHERE id = ?1 AND state = 'queued'",
+                         &st, e) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, spool_db_now());
+    int changes = 0;
+    if (spool_daemon_write1(sp, st, "claiming a message", &changes, e) != 0)
+        return -1;
+    return changes > 0 ? 1 : 0;
+}
+
+static int spool_finish_attempts(struct spool *sp, int64_t id, const struct spool_attempt *att,
+                                 size_t natt, struct err *e)
+{
+    for (size_t i = 0; i < natt; i++) {
+        sqlite3_stmt *st;
+        if (spool_db_prepare(sp,
+                             "INSERT INTO attempts (message_id, at_ms, profile, transport,"
+                             " result, reply, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                             &st, e) != 0)
+            return -1;
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, att[i].at_ms ? att[i].at_ms : spool_db_now_ms());
+        spool_db_bind_text(st, 3, att[i].profile);
+        spool_db_bind_text(st, 4, att[i].transport ? att[i].transport : "");
+        spool_db_bind_text(st, 5, att[i].result ? att[i].result : "");
+        spool_db_bind_text(st, 6, att[i].reply);
+        sqlite3_bind_int64(st, 7, att[i].duration_ms);
+        if (spool_db_step_done(sp, st, "recording an attempt", e) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int spool_finish(struct spool *sp, int64_t id, enum msg_state new_state, int64_t next_attempt,
+                 bool count_attempt, const char *reason, const struct spool_attempt *att,
+                 size_t natt, struct err *e)
+{
+    if (spool_db_begin(sp, e) != 0)
+        return -1;
+    if (spool_finish_attempts(sp, id, att, natt, e) != 0)
+        return spool_db_rollback(sp);
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp,
+                         "UPDATE messages SET state = ?2, next_attempt = ?3,"
+                         " attempts = attempts + ?4, last_error = ?5, updated = ?6"
+                         " WHERE id = ?1 AND state = 'sending'",
+                         &st, e) != 0)
+        return spool_db_rollback(sp);
+    sqlite3_bind_int64(st, 1, id);
+    spool_db_bind_text(st, 2, msg_state_name(new_state));
+    sqlite3_bind_int64(st, 3, new_state == MSG_QUEUED ? next_attempt : 0);
+    sqlite3_bind_int(st, 4, count_attempt ? 1 : 0);
+    spool_db_bind_text(st, 5, new_state == MSG_SENT ? NULL : reason);
+    sqlite3_bind_int64(st, 6, spool_db_now());
+    if (spool_db_step_done(sp, st, "recording the outcome", e) != 0)
+        return spool_db_rollback(sp);
+    return spool_db_commit(sp, e);
+}
+
+int spool_set_draft(struct spool *sp, int64_t id, const char *draft_id, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp, "UPDATE messages SET draft_id = ?2 WHERE id = ?1", &st, e) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    spool_db_bind_text(st, 2, draft_id);
+    return spool_daemon_write1(sp, st, "remembering a draft", NULL, e);
+}
+
+int spool_heartbeat(struct spool *sp, long pid, int64_t started, int64_t now, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp,
+                         "INSERT INTO daemon (id, pid, started, heartbeat) VALUES (1, ?1, ?2, ?3)"
+                         " ON CONFLICT (id) DO UPDATE SET pid = excluded.pid,"
+                         " started = excluded.started, heartbeat = excluded.heartbeat",
+                         &st, e) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, pid);
+    sqlite3_bind_int64(st, 2, started);
+    sqlite3_bind_int64(st, 3, now);
+    return spool_daemon_write1(sp, st, "writing the heartbeat", NULL, e);
+}
+
+static int spool_profiles_insert(struct spool *sp, const struct spool_profile_state *p,
+                                 struct err *e)
+{
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp,
+                         "INSERT OR REPLACE INTO profiles (name, transport, last_success,"
+                         " last_error_at, last_error, suspended_until, token_expires,"
+                         " secret_expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         &st, e) != 0)
+        return -1;
+    spool_db_bind_text(st, 1, p->name ? p->name : "");
+    spool_db_bind_text(st, 2, p->transport);
+    sqlite3_bind_int64(st, 3, p->last_success);
+    sqlite3_bind_int64(st, 4, p->last_error_at);
+    spool_db_bind_text(st, 5, p->last_error);
+    sqlite3_bind_int64(st, 6, p->suspended_until);
+    sqlite3_bind_int64(st, 7, p->token_expires);
+    sqlite3_bind_int64(st, 8, p->secret_expires);
+    return spool_db_step_done(sp, st, "writing profile state", e);
+}
+
+int spool_profiles_put(struct spool *sp, const struct spool_profile_state *v, size_t n,
+                       struct err *e)
+{
+    if (spool_db_begin(sp, e) != 0)
+        return -1;
+    if (spool_db_exec(sp, "DELETE FROM profiles", "clearing profile state", e) != 0)
+        return spool_db_rollback(sp);
+    for (size_t i = 0; i < n; i++)
+        if (spool_profiles_insert(sp, &v[i], e) != 0)
+            return spool_db_rollback(sp);
+    return spool_db_commit(sp, e);
+}
+
+int spool_counts(struct spool *sp, struct spool_counts *out, struct err *e)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp,
+                         "SELECT state, count(*), sum(attempts > 0), min(created)"
+                         " FROM messages GROUP BY state",
+                         &st, e) != 0)
+        return -1;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t c = sqlite3_column_int64(st, 1);
+        switch (msg_state_parse((const char *)sqlite3_column_text(st, 0))) {
+        case MSG_QUEUED:
+            out->queued = c;
+            out->deferred = sqlite3_column_int64(st, 2);
+            out->oldest_queued = sqlite3_column_int64(st, 3);
+            break;
+        case MSG_SENDING:
+            out->sending = c;
+            break;
+        case MSG_SENT:
+            out->sent = c;
+            break;
+        case MSG_FAILED:
+            out->failed = c;
+            break;
+        case MSG_CANCELLED:
+            out->cancelled = c;
+            break;
+        default:
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return spool_db_fail(sp, rc, "counting messages", e);
+    return 0;
+}
+
+int spool_maintain(struct spool *sp, int64_t now, int64_t keep_sent, struct err *e)
+{
+    for (int b = 0; keep_sent > 0 && b < SPOOL_MAINTAIN_MAX_BATCHES; b++) {
+        sqlite3_stmt *st;
+        if (spool_db_prepare(sp,
+                             "DELETE FROM messages WHERE id IN (SELECT id FROM messages"
+                             " WHERE state = 'sent' AND updated < ?1 LIMIT ?2)",
+                             &st, e) != 0)
+            return -1;
+        sqlite3_bind_int64(st, 1, now - keep_sent);
+        sqlite3_bind_int(st, 2, SPOOL_MAINTAIN_BATCH);
+        int changes = 0;
+        if (spool_daemon_write1(sp, st, "purging sent messages", &changes, e) != 0)
+            return -1;
+        if (changes < SPOOL_MAINTAIN_BATCH)
+            break;
+    }
+    int rc = sqlite3_wal_checkpoint_v2(sp->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_BUSY)
+        return spool_db_fail(sp, rc, "checkpointing the WAL", e);
+    return 0;
+}

@@ -1,0 +1,175 @@
+/*
+ * spool_db — connection and transaction plumbing for the spool.
+ *
+ * Owns: BEGIN IMMEDIATE with bounded retries, ROLLBACK on every error path,
+ * and turning SQLite result codes into sysexits.h codes and advice.
+ * Never: keeps a transaction open after returning an error.
+ */
+#include "spool_db.h"
+#include "xmalloc.h"
+
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+/* Extra BEGIN IMMEDIATE attempts after busy_timeout gave up (or SQLite
+ * returned BUSY without waiting, as it may during WAL recovery). */
+#define SPOOL_DB_BEGIN_RETRIES 5
+
+int64_t spool_db_now(void)
+{
+    return (int64_t)time(NULL);
+}
+
+int64_t spool_db_now_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static const char *spool_db_advice(int prim)
+{
+    switch (prim) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return "another process holds the spool locked; retry later";
+    case SQLITE_FULL:
+        return "the disk is full: free space on the file system holding the spool and retry; "
+               "nothing was written";
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+        return "the file is not an SQLite database or is damaged; it was left untouched: "
+               "point -s/MAILSPOOL_SPOOL/[spool] path at the right file or restore a backup";
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+    case SQLITE_CANTOPEN:
+        return "check that the spool file and its directory exist and are writable by this "
+               "user (producers need group write access)";
+    case SQLITE_CONSTRAINT:
+        return "the data breaks a rule of the spool schema (see docs/SPOOL.md)";
+    case SQLITE_IOERR:
+        return "an I/O error occurred; check the disk and the kernel log";
+    default:
+        return "see docs/SPOOL.md";
+    }
+}
+
+static int spool_db_code(int prim)
+{
+    switch (prim) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return EX_TEMPFAIL;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+    case SQLITE_CANTOPEN:
+        return EX_CANTCREAT;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_TOOBIG:
+        return EX_DATAERR;
+    default:
+        return EX_IOERR;
+    }
+}
+
+int spool_db_fail(struct spool *sp, int rc, const char *what, struct err *e)
+{
+    int prim = rc & 0xff;
+    const char *text = sp && sp->db ? sqlite3_errmsg(sp->db) : sqlite3_errstr(rc);
+    if (prim == SQLITE_FULL)
+        text = "database or disk is full";
+    return err_set(e, spool_db_code(prim), "spool %s: %s: %s: %s", sp ? sp->path : "?", what,
+                   text, spool_db_advice(prim));
+}
+
+int spool_db_prepare(struct spool *sp, const char *sql, sqlite3_stmt **st, struct err *e)
+{
+    int rc = sqlite3_prepare_v2(sp->db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK) {
+        *st = NULL;
+        return spool_db_fail(sp, rc, "preparing a statement", e);
+    }
+    return 0;
+}
+
+int spool_db_exec(struct spool *sp, const char *sql, const char *what, struct err *e)
+{
+    int rc = sqlite3_exec(sp->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return spool_db_fail(sp, rc, what, e);
+    return 0;
+}
+
+int spool_db_begin(struct spool *sp, struct err *e)
+{
+    int rc = SQLITE_OK;
+    for (int i = 0; i <= SPOOL_DB_BEGIN_RETRIES; i++) {
+        rc = sqlite3_exec(sp->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        if (rc == SQLITE_OK)
+            return 0;
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            break;
+        struct timespec ts = {0, 20L * 1000 * 1000 * (i + 1)};
+        nanosleep(&ts, NULL);
+    }
+    spool_db_fail(sp, rc, "starting a write transaction", e);
+    if ((rc & 0xff) == SQLITE_BUSY)
+        err_set(e, EX_TEMPFAIL,
+                "spool %s: busy: another process held the write lock for more than %d s; "
+                "retry later",
+                sp->path, SPOOL_DB_BUSY_MS / 1000);
+    return -1;
+}
+
+int spool_db_commit(struct spool *sp, struct err *e)
+{
+    int rc = sqlite3_exec(sp->db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        return 0;
+    spool_db_fail(sp, rc, "committing", e);
+    spool_db_rollback(sp);
+    return -1;
+}
+
+int spool_db_rollback(struct spool *sp)
+{
+    if (sp && sp->db && !sqlite3_get_autocommit(sp->db))
+        sqlite3_exec(sp->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+int spool_db_bind_text(sqlite3_stmt *st, int idx, const char *s)
+{
+    if (s == NULL)
+        return sqlite3_bind_null(st, idx);
+    return sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
+}
+
+char *spool_db_column_dup(sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return NULL;
+    const unsigned char *t = sqlite3_column_text(st, col);
+    int n = sqlite3_column_bytes(st, col);
+    if (t == NULL)
+        return xstrdup("");
+    /* Keeps embedded NULs out of C strings; validation sees the truncation
+     * only as a shorter value, never as memory trouble. */
+    return xstrndup((const char *)t, (size_t)n);
+}
+
+int spool_db_step_done(struct spool *sp, sqlite3_stmt *st, const char *what, struct err *e)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        spool_db_fail(sp, rc, what, e);
+        sqlite3_finalize(st);
+        return -1;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}

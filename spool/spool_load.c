@@ -1,0 +1,183 @@
+/*
+ * spool_load — reading one message and its attachment bytes back.
+ *
+ * Owns: turning rows into a struct message exactly as stored (rows are
+ * untrusted; the caller validates) and chunked blob reads.
+ * Never: validates or repairs a row, or holds a read transaction between
+ * calls (each spool_att_read opens and closes its blob).
+ */
+#include "spool.h"
+#include "spool_db.h"
+#include "xmalloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int spool_load_row(struct spool *sp, int64_t id, struct message *m, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp,
+                         "SELECT area, ref, subject, body_text, body_html, reply_to, message_id,"
+                         " priority, created, not_before, expires, attempts, draft_id"
+                         " FROM messages WHERE id = ?1",
+                         &st, e) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE)
+            err_set(e, EX_NOINPUT, "message %lld does not exist in spool %s: see `mailspool list`",
+                    (long long)id, sp->path);
+        else
+            spool_db_fail(sp, rc, "loading a message", e);
+        sqlite3_finalize(st);
+        return -1;
+    }
+    m->id = id;
+    m->area = spool_db_column_dup(st, 0);
+    m->ref = spool_db_column_dup(st, 1);
+    m->subject = spool_db_column_dup(st, 2);
+    m->text = spool_db_column_dup(st, 3);
+    m->html = spool_db_column_dup(st, 4);
+    m->reply_to = spool_db_column_dup(st, 5);
+    m->message_id = spool_db_column_dup(st, 6);
+    m->priority = sqlite3_column_int(st, 7);
+    m->created = sqlite3_column_int64(st, 8);
+    m->not_before = sqlite3_column_int64(st, 9);
+    m->expires = sqlite3_column_int64(st, 10);
+    m->attempts = sqlite3_column_int(st, 11);
+    m->draft_id = spool_db_column_dup(st, 12);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* Rows are appended as stored, without message_add_rcpt's checks: the
+ * daemon must see a bad row in order to fail it with a reason. */
+static int spool_load_rcpts(struct spool *sp, struct message *m, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp,
+                         "SELECT kind, name, address FROM recipients WHERE message_id = ?1"
+                         " ORDER BY id",
+                         &st, e) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, m->id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        m->rcpts = xreallocarray(m->rcpts, m->nrcpts + 1, sizeof *m->rcpts);
+        struct msg_rcpt *r = &m->rcpts[m->nrcpts++];
+        int kind = rcpt_kind_parse((const char *)sqlite3_column_text(st, 0));
+        r->kind = kind < 0 ? RCPT_TO : (enum rcpt_kind)kind;
+        r->name = spool_db_column_dup(st, 1);
+        r->addr = spool_db_column_dup(st, 2);
+        if (r->addr == NULL)
+            r->addr = xstrdup("");
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return spool_db_fail(sp, rc, "loading recipients", e);
+    return 0;
+}
+
+static int spool_load_headers(struct spool *sp, struct message *m, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp, "SELECT name, value FROM headers WHERE message_id = ?1 ORDER BY id",
+                         &st, e) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, m->id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        m->hdrs = xreallocarray(m->hdrs, m->nhdrs + 1, sizeof *m->hdrs);
+        struct msg_header *h = &m->hdrs[m->nhdrs++];
+        h->name = spool_db_column_dup(st, 0);
+        h->value = spool_db_column_dup(st, 1);
+        if (h->name == NULL)
+            h->name = xstrdup("");
+        if (h->value == NULL)
+            h->value = xstrdup("");
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return spool_db_fail(sp, rc, "loading headers", e);
+    return 0;
+}
+
+static int spool_load_atts(struct spool *sp, struct message *m, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp,
+                         "SELECT id, name, content_type, size, sha256 FROM attachments"
+                         " WHERE message_id = ?1 ORDER BY id",
+                         &st, e) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, m->id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct msg_attachment *a = message_add_attachment(m);
+        a->id = sqlite3_column_int64(st, 0);
+        a->name = spool_db_column_dup(st, 1);
+        a->content_type = spool_db_column_dup(st, 2);
+        a->size = sqlite3_column_int64(st, 3);
+        const char *hex = (const char *)sqlite3_column_text(st, 4);
+        a->sha256[0] = '\0';
+        if (hex && strlen(hex) == 64)
+            memcpy(a->sha256, hex, 65);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return spool_db_fail(sp, rc, "loading attachments", e);
+    return 0;
+}
+
+int spool_load(struct spool *sp, int64_t id, struct message **out, struct err *e)
+{
+    *out = NULL;
+    struct message *m = message_new();
+    /* One read transaction so that the parts match the row. */
+    int rc = spool_db_exec(sp, "BEGIN", "starting a read", e);
+    if (rc == 0)
+        rc = spool_load_row(sp, id, m, e);
+    if (rc == 0)
+        rc = spool_load_rcpts(sp, m, e);
+    if (rc == 0)
+        rc = spool_load_headers(sp, m, e);
+    if (rc == 0)
+        rc = spool_load_atts(sp, m, e);
+    spool_db_rollback(sp);
+    if (rc != 0) {
+        message_free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
+ssize_t spool_att_read(void *ctx, const struct msg_attachment *a, int64_t off, void *buf,
+                       size_t len, struct err *e)
+{
+    struct spool *sp = ctx;
+    sqlite3_blob *blob;
+    int rc = sqlite3_blob_open(sp->db, "main", "attachments", "data", a->id, 0, &blob);
+    if (rc != SQLITE_OK) {
+        spool_db_fail(sp, rc, "opening an attachment", e);
+        return err_prefix(e, "attachment %lld (%s)", (long long)a->id, a->name ? a->name : "");
+    }
+    int64_t size = sqlite3_blob_bytes(blob);
+    ssize_t n = 0;
+    if (size != a->size) {
+        n = err_set(e, EX_DATAERR,
+                    "spool %s: attachment %lld (%s) holds %lld bytes but its size column says "
+                    "%lld: the row was changed after enqueue; enqueue the message again",
+                    sp->path, (long long)a->id, a->name ? a->name : "", (long long)size,
+                    (long long)a->size);
+    } else if (off < 0 || off >= size) {
+        n = 0;
+    } else {
+        size_t want = (size_t)(size - off) < len ? (size_t)(size - off) : len;
+        rc = sqlite3_blob_read(blob, buf, (int)want, (int)off);
+        n = rc == SQLITE_OK ? (ssize_t)want : spool_db_fail(sp, rc, "reading an attachment", e);
+    }
+    sqlite3_blob_close(blob);
+    return n;
+}
