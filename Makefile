@@ -162,7 +162,10 @@ install: all
 	install -m 0755 $(LIBMS_SO) $(DESTDIR)$(LIBDIR)/libmailspool.so.0
 	ln -sf libmailspool.so.0 $(DESTDIR)$(LIBDIR)/libmailspool.so
 	install -m 0644 spool/mailspool.h $(DESTDIR)$(INCLUDEDIR)/mailspool.h
-	install -m 0644 $(B)/mailspool.pc $(DESTDIR)$(PKGCONFIGDIR)/mailspool.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    spool/mailspool.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/mailspool.pc
+	chmod 0644 $(DESTDIR)$(PKGCONFIGDIR)/mailspool.pc
 	install -m 0644 man/mailspool.1 $(DESTDIR)$(MANDIR)/man1/mailspool.1
 	install -m 0644 man/mailspool.conf.5 $(DESTDIR)$(MANDIR)/man5/mailspool.conf.5
 	install -m 0644 man/mailspoold.8 $(DESTDIR)$(MANDIR)/man8/mailspoold.8

@@ -350,6 +350,8 @@ static const char *check_bare_shape(const char *s)
 {
     bool q = false;
     bool colon = false;
+    if (s[0] == '@') /* a source route; check_addr_spec says so */
+        return NULL;
     for (const char *p = s; *p; p++) {
         if (*p == '"' && (p == s || p[-1] != '\\'))
             q = !q;
@@ -369,67 +371,103 @@ static const char *check_bare_shape(const char *s)
     return NULL;
 }
 
+/* The display name before the '<' at lt: wholly quoted or plain. *name gets
+ * a copy, or NULL when there is none. */
+static const char *angle_name(const char *s, const char *lt, char **name)
+{
+    const char *why = NULL;
+    *name = NULL;
+    if (s[0] == '"') {
+        const char *after;
+        *name = unquote_name(s, &after, &why);
+        if (*name == NULL)
+            return why;
+        while (is_space(*after))
+            after++;
+        if (after != lt)
+            why = "a name must be either wholly quoted or not quoted at all";
+    } else {
+        const char *end = lt;
+        while (end > s && is_space(end[-1]))
+            end--;
+        why = check_plain_name(s, (size_t)(end - s));
+        if (why == NULL && end > s)
+            *name = xstrndup(s, (size_t)(end - s));
+    }
+    if (why == NULL && *name && strlen(*name) > NAME_MAX_OCTETS)
+        why = "the display name is longer than 998 octets";
+    if (why || (*name && (*name)[0] == '\0')) {
+        free(*name);
+        *name = NULL;
+    }
+    return why;
+}
+
+/* The addr-spec between the '<' at lt and its '>' (*gt), and nothing after. */
+static const char *angle_addr(const char *lt, const char **gt)
+{
+    *gt = strchr(lt + 1, '>');
+    if (*gt == NULL)
+        return "'<' has no matching '>'";
+    if (memchr(lt + 1, '<', (size_t)(*gt - lt - 1)))
+        return "'<' and '>' do not pair up";
+    const char *rest = *gt + 1;
+    while (is_space(*rest))
+        rest++;
+    if (*rest == ',' || *rest == '<' || (*rest && strchr(rest, '@')))
+        return "only one address is allowed";
+    if (*rest == '(')
+        return "comments \"(...)\" are not supported";
+    if (*rest)
+        return "unexpected text after '>'";
+    return check_addr_spec(lt + 1, (size_t)(*gt - lt - 1));
+}
+
 /* "Name <addr>" or "<addr>": lt points at the '<'. */
 static int parse_angle(const char *s, const char *lt, const char *what, const char *in,
                        struct address *out, struct err *e)
 {
-    char *name = NULL;
-    const char *why = NULL;
-    const char *name_end = lt;
-    if (s[0] == '"') {
-        const char *after;
-        name = unquote_name(s, &after, &why);
-        if (name == NULL)
-            return address_fail(e, what, in, why);
-        while (is_space(*after))
-            after++;
-        if (after != lt) {
-            free(name);
-            return address_fail(e, what, in,
-                                "a name must be either wholly quoted or not quoted at all");
-        }
-    } else {
-        while (name_end > s && is_space(name_end[-1]))
-            name_end--;
-        why = check_plain_name(s, (size_t)(name_end - s));
-        if (why)
-            return address_fail(e, what, in, why);
-        if (name_end > s)
-            name = xstrndup(s, (size_t)(name_end - s));
-    }
-    const char *gt = strchr(lt + 1, '>');
-    if (gt == NULL)
-        why = "'<' has no matching '>'";
-    else if (memchr(lt + 1, '<', (size_t)(gt - lt - 1)))
-        why = "'<' and '>' do not pair up";
-    else {
-        const char *rest = gt + 1;
-        while (is_space(*rest))
-            rest++;
-        if (*rest == ',' || *rest == '<' || (*rest && strchr(rest, '@')))
-            why = "only one address is allowed";
-        else if (*rest == '(')
-            why = "comments \"(...)\" are not supported";
-        else if (*rest)
-            why = "unexpected text after '>'";
-        else
-            why = check_addr_spec(lt + 1, (size_t)(gt - lt - 1));
-    }
+    char *name;
+    const char *gt = NULL;
+    const char *why = angle_name(s, lt, &name);
+    if (why == NULL)
+        why = angle_addr(lt, &gt);
     if (why) {
         free(name);
         return address_fail(e, what, in, why);
     }
-    if (name && name[0] == '\0') {
-        free(name);
-        name = NULL;
-    }
-    if (name && strlen(name) > NAME_MAX_OCTETS) {
-        free(name);
-        return address_fail(e, what, in, "the display name is longer than 998 octets");
-    }
     out->name = name;
     out->addr = xstrndup(lt + 1, (size_t)(gt - lt - 1));
     return 0;
+}
+
+/* Refuses what no part of an address may hold. */
+static const char *input_problem(const char *in)
+{
+    size_t len = strlen(in);
+    if (!utf8_valid(in, len))
+        return "not valid UTF-8";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '\r' || c == '\n')
+            return "contains a line break (CR or LF)";
+        if (c < 0x20 || c == 0x7F)
+            return "contains a control character";
+    }
+    return NULL;
+}
+
+/* The '<' outside a leading quoted name, or NULL; why for an open quote. */
+static const char *find_angle(const char *t, const char **why)
+{
+    if (t[0] != '"')
+        return strchr(t, '<');
+    const char *after = NULL;
+    char *nm = unquote_name(t, &after, why);
+    if (nm == NULL)
+        return NULL;
+    free(nm);
+    return strchr(after, '<');
 }
 
 int address_parse(const char *in, const char *what, struct address *out, struct err *e)
@@ -438,16 +476,9 @@ int address_parse(const char *in, const char *what, struct address *out, struct 
     out->addr = NULL;
     if (in == NULL)
         return address_fail(e, what, "", "no address given");
-    size_t len = strlen(in);
-    if (!utf8_valid(in, len))
-        return address_fail(e, what, in, "not valid UTF-8");
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c == '\r' || c == '\n')
-            return address_fail(e, what, in, "contains a line break (CR or LF)");
-        if (c < 0x20 || c == 0x7F)
-            return address_fail(e, what, in, "contains a control character");
-    }
+    const char *why = input_problem(in);
+    if (why)
+        return address_fail(e, what, in, why);
     const char *s = in;
     while (is_space(*s))
         s++;
@@ -457,32 +488,19 @@ int address_parse(const char *in, const char *what, struct address *out, struct 
     if (n == 0)
         return address_fail(e, what, in, "the address is empty");
     char *t = xstrndup(s, n);
-    int rc;
-    /* Find the '<' that is outside a quoted name. */
-    const char *lt = NULL;
-    if (t[0] == '"') {
-        const char *after = NULL, *why = NULL;
-        char *nm = unquote_name(t, &after, &why);
-        if (nm != NULL) {
-            free(nm);
-            lt = strchr(after, '<');
-        }
-    } else {
-        lt = strchr(t, '<');
-    }
+    int rc = 0;
+    const char *lt = find_angle(t, &why);
     if (lt != NULL) {
         rc = parse_angle(t, lt, what, in, out, e);
     } else {
-        const char *why = check_bare_shape(t);
+        if (why == NULL)
+            why = check_bare_shape(t);
         if (why == NULL)
             why = check_addr_spec(t, n);
-        if (why) {
+        if (why)
             rc = address_fail(e, what, in, why);
-        } else {
-            out->addr = t;
-            t = NULL;
-            rc = 0;
-        }
+        else
+            out->addr = xstrdup(t);
     }
     free(t);
     return rc;

@@ -133,7 +133,8 @@ int64_t config_area_lifetime(const struct config *c, const char *name);
 
 const char *transport_name(enum transport t); /* "smtp", "smtp", "graph", "none" */
 
-/* Prints "FILE:LINE: [profile NAME: ][warning: ]text" lines; returns number of errors. */
+/* Prints "FILE:LINE: [profile NAME: ]text" errors and "FILE:LINE: warning: [profile NAME: ]text"
+ * warnings; returns the number of errors. */
 size_t diags_print(const struct diags *d, FILE *out);
 size_t diags_errors(const struct diags *d);
 void diags_free(struct diags *d);

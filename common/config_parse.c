@@ -94,7 +94,7 @@ static enum cfg_kind kind_of_word(const char *w)
     return CK_NONE;
 }
 
-static void unknown_section(struct parser *ps, const char *word)
+static void unknown_section(struct parser *ps, const char *word, const char *name)
 {
     static const char *const words[] = {"spool", "daemon", "queue", "profile", "area"};
     const char *best = NULL;
@@ -108,13 +108,13 @@ static void unknown_section(struct parser *ps, const char *word)
     }
     if (best)
         config_diag(ps->d, ps->path, ps->line, false, NULL,
-                    "unknown section [%s]; did you mean [%s%s]?", word, best,
-                    strcmp(best, "profile") == 0 || strcmp(best, "area") == 0 ? " NAME" : "");
+                    "unknown section [%s%s%s]; did you mean [%s%s]?", word, *name ? " " : "", name,
+                    best, strcmp(best, "profile") == 0 || strcmp(best, "area") == 0 ? " NAME" : "");
     else
         config_diag(ps->d, ps->path, ps->line, false, NULL,
-                    "unknown section [%s]: sections are [spool], [daemon], [queue], "
+                    "unknown section [%s%s%s]: sections are [spool], [daemon], [queue], "
                     "[profile NAME] and [area NAME]",
-                    word);
+                    word, *name ? " " : "", name);
 }
 
 /* "[word]" or "[word name]"; opens the section or reports why not. */
@@ -138,7 +138,7 @@ static void parse_header(struct parser *ps, char *s)
     name = trim(name);
     enum cfg_kind kind = kind_of_word(word);
     if (kind == CK_NONE) {
-        unknown_section(ps, word);
+        unknown_section(ps, word, name);
         return;
     }
     bool named = kind == CK_PROFILE || kind == CK_AREA;
@@ -156,7 +156,7 @@ static void parse_header(struct parser *ps, char *s)
     }
     struct cfg_section *dup = find_section(ps->cf, kind, named ? name : NULL);
     if (dup) {
-        config_diag(ps->d, ps->path, ps->line, false, NULL,
+        config_diag(ps->d, ps->path, ps->line, false, kind == CK_PROFILE ? name : NULL,
                     "section [%s%s%s] appears twice (first on line %d): merge the two", word,
                     named ? " " : "", named ? name : "", dup->line);
         return;
@@ -237,8 +237,11 @@ int config_parse_file(FILE *f, const char *path, struct cfg_file *cf, struct dia
                         "line holds a NUL byte: save the file as plain UTF-8 text");
             continue;
         }
-        strip_comment(line);
-        char *s = trim(line);
+        char *s = line;
+        if (ps.line == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+            s += 3; /* a UTF-8 byte order mark from a Windows editor */
+        strip_comment(s);
+        s = trim(s);
         if (*s == '\0')
             continue;
         if (*s == '[')

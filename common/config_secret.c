@@ -85,7 +85,7 @@ static char *read_secret(const struct profile *p, const char *key, int line, con
         const char *why = e == EINVAL ? "not a regular file" : strerror(e);
         config_diag(d, p->file, line, false, p->name,
                     "key %s: cannot read secret file %s: %s: make it readable by the mailspool "
-                    "user (chown root:mailspool %s; chmod 640 %s)",
+                    "user only (chown mailspool %s; chmod 600 %s), or use credential:",
                     key, path, why, path, path);
         return NULL;
     }
@@ -97,8 +97,8 @@ static char *read_secret(const struct profile *p, const char *key, int line, con
     }
     if (st.st_mode & S_IROTH)
         config_diag(d, p->file, line, true, p->name,
-                    "key %s: secret file %s is readable by others: run chmod 640 %s (group "
-                    "mailspool)",
+                    "key %s: secret file %s is readable by others: run chmod 600 %s (owner "
+                    "mailspool; producers must not read secrets)",
                     key, path, path);
     return v;
 }
@@ -168,8 +168,8 @@ void config_secret_check_mode(const char *path, const struct stat *st, const str
                 continue;
             config_diag(d, path, s->vals[keys[k]].line, true, s->name,
                         "key %s: %s is readable by others and holds this literal secret: run "
-                        "chmod 640 %s (owner root, group mailspool), or move the secret into a "
-                        "file: or credential:",
+                        "chmod 640 %s, and better move the secret into a file: or credential: "
+                        "(producers in group mailspool may read this file, never the secrets)",
                         config_keys[keys[k]].name, path, path);
             return; /* one warning per file is enough */
         }

@@ -370,6 +370,13 @@ static int store_text(const struct config_key *k, const char *raw, void *base, c
             *why = xasprintf("'%s' is not a host name or IP address", raw);
             return -1;
         }
+        /* One colon is host:port; IPv6 addresses have several. */
+        const char *colon = strchr(raw, ':');
+        if (colon != NULL && strchr(colon + 1, ':') == NULL) {
+            *why =
+                xasprintf("'%s' holds a port: give the host alone and the port in SMTPPort", raw);
+            return -1;
+        }
         break;
     case CT_ID:
         if (!all_of(raw, ".-_") || strlen(raw) > 256) {

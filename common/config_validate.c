@@ -30,8 +30,10 @@
 
 struct kind_rule {
     enum transport t;
-    const char *title;
-    const char *fix; /* what to do with a forbidden key */
+    const char *title; /* for "must not be set for TITLE" */
+    const char *name;  /* for "NAME needs ..." */
+    const char *needs; /* the required keys, as prose */
+    const char *fix;   /* what to do with a forbidden key */
     enum cfg_key_id need[4];
     enum cfg_key_id forbid[6];
 };
@@ -39,21 +41,34 @@ struct kind_rule {
 /* K_COUNT ends each list. The seed's "Bitte stellen Sie sicher, dass
  * folgende Parameter nicht gesetzt sind" lists are the forbid columns. */
 static const struct kind_rule rules[] = {
-    {TRANSPORT_SMTP_AUTH,
-     "SMTP with authentication (SMTPAuthReq = SSL)",
-     "remove it, or remove the SMTP keys to use Microsoft 365",
-     {K_SMTP_HOST, K_USERNAME, K_PASSWORT, K_COUNT},
-     {K_365_CLIENT, K_365_TENANT, K_365_SECRET, K_COUNT}},
-    {TRANSPORT_SMTP_ANON,
-     "anonymous SMTP (SMTPAuthReq = NIL)",
-     "remove it, or set SMTPAuthReq = SSL for SMTP with authentication",
-     {K_SMTP_HOST, K_COUNT, K_COUNT, K_COUNT},
-     {K_365_CLIENT, K_365_TENANT, K_365_SECRET, K_USERNAME, K_PASSWORT, K_COUNT}},
-    {TRANSPORT_GRAPH,
-     "Microsoft 365",
-     "remove it: Microsoft 365 sends through Microsoft Graph over HTTPS and needs no server keys",
-     {K_365_CLIENT, K_365_TENANT, K_365_SECRET, K_COUNT},
-     {K_SMTP_HOST, K_SMTP_PORT, K_USERNAME, K_PASSWORT, K_SMTP_AUTH_REQ, K_COUNT}},
+    {
+        .t = TRANSPORT_SMTP_AUTH,
+        .title = "SMTP with authentication (SMTPAuthReq = SSL)",
+        .name = "SMTP with authentication",
+        .needs = "SMTPHost, Username and Passwort",
+        .fix = "remove it, or remove the SMTP keys to use Microsoft 365",
+        .need = {K_SMTP_HOST, K_USERNAME, K_PASSWORT, K_COUNT},
+        .forbid = {K_365_CLIENT, K_365_TENANT, K_365_SECRET, K_COUNT},
+    },
+    {
+        .t = TRANSPORT_SMTP_ANON,
+        .title = "anonymous SMTP (SMTPAuthReq = NIL)",
+        .name = "anonymous SMTP",
+        .needs = "SMTPHost",
+        .fix = "remove it, or set SMTPAuthReq = SSL for SMTP with authentication",
+        .need = {K_SMTP_HOST, K_COUNT},
+        .forbid = {K_365_CLIENT, K_365_TENANT, K_365_SECRET, K_USERNAME, K_PASSWORT, K_COUNT},
+    },
+    {
+        .t = TRANSPORT_GRAPH,
+        .title = "Microsoft 365",
+        .name = "Microsoft 365",
+        .needs = "365Client, 365Tenant and 365Secret",
+        .fix = "remove it: Microsoft 365 sends through Microsoft Graph over HTTPS and needs no "
+               "server keys",
+        .need = {K_365_CLIENT, K_365_TENANT, K_365_SECRET, K_COUNT},
+        .forbid = {K_SMTP_HOST, K_SMTP_PORT, K_USERNAME, K_PASSWORT, K_SMTP_AUTH_REQ, K_COUNT},
+    },
 };
 
 static const char *kname(enum cfg_key_id id)
@@ -73,9 +88,7 @@ static void describe_kind(struct buf *b, const struct kind_rule *r, const struct
                        : r->t == TRANSPORT_SMTP_ANON ? "NIL"
                                                      : NULL;
     const char *sep = " needs ";
-    buf_puts(b, r->t == TRANSPORT_SMTP_AUTH   ? "SMTP with authentication"
-                : r->t == TRANSPORT_SMTP_ANON ? "anonymous SMTP"
-                                              : "Microsoft 365");
+    buf_puts(b, r->name);
     if (auth) {
         buf_printf(b, "%sSMTPAuthReq = %s", sep, auth);
         sep = ", ";
@@ -151,10 +164,7 @@ static void check_kind(struct profile *p, const struct cfg_section *s, struct di
         if (config_val_given(s, r->need[i]))
             continue;
         ok = false;
-        char *t = xasprintf("key %s: missing: %s needs %s", kname(r->need[i]), r->title,
-                            r->t == TRANSPORT_SMTP_AUTH   ? "SMTPHost, Username and Passwort"
-                            : r->t == TRANSPORT_SMTP_ANON ? "SMTPHost"
-                                                          : "365Client, 365Tenant and 365Secret");
+        char *t = xasprintf("key %s: missing: %s needs %s", kname(r->need[i]), r->title, r->needs);
         perr(d, p, s->line, t);
         free(t);
     }

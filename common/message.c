@@ -48,6 +48,7 @@ void message_free(struct message *m)
     free(m->reply_to);
     free(m->message_id);
     free(m->draft_id);
+    free(m->last_error);
     for (size_t i = 0; i < m->nrcpts; i++) {
         free(m->rcpts[i].name);
         free(m->rcpts[i].addr);
@@ -147,12 +148,13 @@ static const char *header_value_problem(const char *v)
     const char *why = text_problem(v, HDR_VALUE_MAX, true);
     if (why)
         return why;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p >= 0x80)
+            return NULL; /* written as RFC 2047 encoded-words, which fold anywhere */
     size_t run = 0;
-    bool ascii = true;
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        ascii = ascii && *p < 0x80;
+    for (const char *p = v; *p; p++) {
         run = (*p == ' ' || *p == '\t') ? 0 : run + 1;
-        if (run > HDR_WORD_MAX && ascii)
+        if (run > HDR_WORD_MAX)
             return "has a word longer than 900 octets that cannot be folded";
     }
     return NULL;

@@ -24,6 +24,7 @@ void mime_hw_begin(struct mime_hw *h, struct buf *out, const char *name)
     buf_puts(out, name);
     buf_putc(out, ':');
     h->col = strlen(name) + 1;
+    h->started = false;
 }
 
 void mime_hw_attach(struct mime_hw *h, struct buf *out)
@@ -33,15 +34,17 @@ void mime_hw_attach(struct mime_hw *h, struct buf *out)
     while (i > 0 && out->data[i - 1] != '\n')
         i--;
     h->col = out->len - i;
+    h->started = true;
 }
 
 void mime_hw_token(struct mime_hw *h, const char *tok, size_t len)
 {
     /* Folding a line that holds only the fold's own space gains nothing. */
-    if (h->col + 1 + len > MIME_LINE_SOFT && h->col > 1) {
+    if (h->col + 1 + len > MIME_LINE_SOFT && h->col > 1 && h->started) {
         buf_append(h->out, "\r\n", 2);
         h->col = 0;
     }
+    h->started = true;
     buf_putc(h->out, ' ');
     buf_append(h->out, tok, len);
     h->col += 1 + len;
@@ -126,6 +129,10 @@ void mime_hw_encoded_words(struct mime_hw *h, const char *utf8, size_t len)
      * at least a few characters; later words each start a continuation line. */
     size_t room = h->col + 1 < MIME_LINE_SOFT ? MIME_LINE_SOFT - h->col - 1 : 0;
     size_t cap = room >= EW_FRAME + 12 && room < EW_MAX ? room : EW_MAX;
+    /* A text that fits one word is not split just to fill this line, unless
+     * the line holds only the field name. */
+    if (h->started && EW_FRAME + (q ? q_len(s, len) : b_len(len)) <= EW_MAX)
+        cap = EW_MAX;
     while (i < len) {
         size_t cl = char_len(s + i, len - i);
         size_t payload = q ? q_len(s + start, i + cl - start) : b_len(i + cl - start);
@@ -149,34 +156,35 @@ static bool is_wsp(char c)
 }
 
 /* True when the text cannot be written literally. */
-static bool text_needs_encoding(const char *s, bool encode_long)
+static bool text_needs_encoding(const char *s, bool subject)
 {
     size_t run = 0;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p >= 0x7F || (*p < 0x20 && *p != '\t'))
             return true;
-        if (p[0] == '=' && p[1] == '?')
+        if (subject && p[0] == '=' && p[1] == '?')
             return true;
         run = is_wsp((char)*p) ? 0 : run + 1;
-        if (encode_long && run > MIME_LINE_SOFT - 2)
+        if (subject && run > MIME_LINE_SOFT - 2)
             return true;
     }
     return false;
 }
 
-void mime_hw_text(struct mime_hw *h, const char *utf8, bool encode_long)
+void mime_hw_text(struct mime_hw *h, const char *utf8, bool subject)
 {
-    if (text_needs_encoding(utf8, encode_long)) {
+    if (text_needs_encoding(utf8, subject)) {
         mime_hw_encoded_words(h, utf8, strlen(utf8));
         return;
     }
-    /* Segments of whitespace plus a word; a fold goes before a segment's own
-     * whitespace, so unfolding (removing the CRLF) restores the text exactly. */
+    /* Segments of one whitespace character plus a word: a fold goes before a
+     * segment's whitespace, so unfolding (removing the CRLF) restores the
+     * text exactly, and long runs of whitespace can be folded too. */
     const char *p = utf8;
     bool first = true;
-    while (*p || first) {
+    do {
         const char *seg = p;
-        while (is_wsp(*p))
+        if (is_wsp(*p))
             p++;
         while (*p && !is_wsp(*p))
             p++;
@@ -191,7 +199,7 @@ void mime_hw_text(struct mime_hw *h, const char *utf8, bool encode_long)
             h->col = 0;
         }
         mime_hw_raw(h, seg, n);
-    }
+    } while (*p);
 }
 
 /* RFC 5322 atext. */
@@ -340,7 +348,7 @@ void mime_encode_rfc2047(struct buf *out, const char *utf8, size_t first_line_us
     /* The writer puts a space before every word; the caller placed the text
      * already, so the first space is dropped and counted as used instead. */
     struct buf tmp = BUF_INIT;
-    struct mime_hw h = {&tmp, first_line_used > 0 ? first_line_used - 1 : 0};
+    struct mime_hw h = {&tmp, first_line_used > 0 ? first_line_used - 1 : 0, false};
     mime_hw_encoded_words(&h, utf8, strlen(utf8));
     if (tmp.len > 0) {
         size_t skip = tmp.data[0] == ' ' ? 1 : 0;
@@ -353,6 +361,8 @@ void mime_encode_base64(struct buf *out, const void *data, size_t len, int line_
 {
     const unsigned char *s = data;
     size_t col = 0;
+    if (len == 0)
+        return;
     buf_reserve(out, b_len(len) + (line_len > 0 ? (b_len(len) / (size_t)line_len + 1) * 2 : 0));
     for (size_t i = 0; i < len; i += 3) {
         unsigned v = (unsigned)s[i] << 16;
@@ -432,6 +442,8 @@ static void qp_hard_break(struct mime_qp *q, struct buf *out)
 
 void mime_qp_feed(struct mime_qp *q, struct buf *out, const char *in, size_t len)
 {
+    if (len == 0)
+        return;
     buf_reserve(out, len + len / 8 + 16);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)in[i];

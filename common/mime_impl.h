@@ -26,14 +26,16 @@
  * lines stay within MIME_LINE_SOFT where the content allows. */
 struct mime_hw {
     struct buf *out;
-    size_t col; /* octets on the current line */
+    size_t col;   /* octets on the current line */
+    bool started; /* a token follows the field name: folding may begin */
 };
 
 /* Starts "Name:" on a new line of out. */
 void mime_hw_begin(struct mime_hw *h, struct buf *out, const char *name);
 /* Continues on out, whose current line already holds some octets. */
 void mime_hw_attach(struct mime_hw *h, struct buf *out);
-/* Appends " tok", or CRLF SP tok when the line would grow too long. */
+/* Appends " tok", or CRLF SP tok when the line would grow too long (never
+ * right after the field name: "Name:" alone on a line helps no one). */
 void mime_hw_token(struct mime_hw *h, const char *tok, size_t len);
 /* Appends s as it is, never folding (",", ";"). */
 void mime_hw_raw(struct mime_hw *h, const char *s, size_t len);
@@ -42,9 +44,10 @@ void mime_hw_end(struct mime_hw *h);
 
 /* Unstructured text (Subject, extra header values): written as it is and
  * folded at its own whitespace, or as RFC 2047 encoded-words when it holds
- * non-ASCII, control characters or "=?", or (encode_long) a word too long
- * to fold. */
-void mime_hw_text(struct mime_hw *h, const char *utf8, bool encode_long);
+ * non-ASCII or control characters, or (subject) "=?" that a reader would
+ * take for an encoded-word, or a word too long to fold. Extra headers keep
+ * "=?" and long words: they may be structured, and the producer's own. */
+void mime_hw_text(struct mime_hw *h, const char *utf8, bool subject);
 /* A display name: atoms, a quoted string, or encoded-words. */
 void mime_hw_phrase(struct mime_hw *h, const char *utf8);
 /* RFC 2047 encoded-words for utf8 (Q or B, whichever is shorter), each a

@@ -261,8 +261,8 @@ void smtp_trace_in(struct smtp_trace *t, const char *s, size_t n)
     char line[TRACE_LINE_MAX];
     trace_clean(s, n, line, sizeof line);
     bool coded = isdigit((unsigned char)line[0]) && isdigit((unsigned char)line[1]) &&
-                 isdigit((unsigned char)line[2]) && (line[3] == '\0' || line[3] == ' ' ||
-                                                     line[3] == '-');
+                 isdigit((unsigned char)line[2]) &&
+                 (line[3] == '\0' || line[3] == ' ' || line[3] == '-');
     int code = coded ? atoi(line) : 0;
     bool final = coded && line[3] != '-';
 
@@ -291,4 +291,12 @@ void smtp_trace_in(struct smtp_trace *t, const char *s, size_t n)
     }
     if (final)
         trace_complete(t, code);
+}
+
+const char *smtp_stage_name(int stage)
+{
+    static const char *const names[] = {"connect", "tls", "auth", "mail", "rcpt", "data", "done"};
+    if (stage < 0 || stage > SMTP_STAGE_DONE)
+        return "unknown";
+    return names[stage];
 }

@@ -33,6 +33,7 @@ struct xfer_ctx {
     bool read_failed;
     bool aborted;
     bool too_slow;
+    bool prev_cr; /* the last byte handed over was CR */
     struct err read_err;
     curl_off_t last_ul;
     int64_t last_progress_ms; /* 0: body not started */
@@ -111,6 +112,29 @@ static int xfer_debug(CURL *h, curl_infotype type, char *data, size_t size, void
     return 0;
 }
 
+bool smtp_xfer_crlf_check(bool *prev_cr, const char *buf, size_t n, size_t *bad)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = buf[i];
+        if ((*prev_cr && c != '\n') || (c == '\n' && !*prev_cr)) {
+            *bad = i;
+            return false;
+        }
+        *prev_cr = c == '\r';
+    }
+    return true;
+}
+
+static bool xfer_crlf_ok(struct xfer_ctx *x, const char *buf, size_t n)
+{
+    size_t bad = 0;
+    if (smtp_xfer_crlf_check(&x->prev_cr, buf, n, &bad))
+        return true;
+    err_set(&x->read_err, EX_DATAERR, "bare %s at byte %lld of the composed message",
+            buf[bad] == '\n' ? "LF" : "CR", (long long)(x->bytes + (int64_t)bad));
+    return false;
+}
+
 static size_t xfer_read(char *buf, size_t size, size_t nitems, void *userp)
 {
     struct xfer_ctx *x = userp;
@@ -118,6 +142,12 @@ static size_t xfer_read(char *buf, size_t size, size_t nitems, void *userp)
         return CURL_READFUNC_ABORT;
     ssize_t n = mime_read(x->mm, buf, size * nitems, &x->read_err);
     if (n < 0) {
+        x->read_failed = true;
+        return CURL_READFUNC_ABORT;
+    }
+    if (n == 0 && x->prev_cr)
+        err_set(&x->read_err, EX_DATAERR, "the composed message ends in a bare CR");
+    if ((n == 0 && x->prev_cr) || (n > 0 && !xfer_crlf_ok(x, buf, (size_t)n))) {
         x->read_failed = true;
         return CURL_READFUNC_ABORT;
     }
@@ -210,8 +240,7 @@ static const char *xfer_set_profile(CURL *h, const struct profile *pr,
     return bad;
 }
 
-CURL *smtp_xfer_handle_new(const struct profile *pr, const struct smtp_timeouts *t,
-                           struct err *e)
+CURL *smtp_xfer_handle_new(const struct profile *pr, const struct smtp_timeouts *t, struct err *e)
 {
     if (pr->transport != TRANSPORT_SMTP_AUTH && pr->transport != TRANSPORT_SMTP_ANON) {
         err_set(e, EX_CONFIG, "profile %s: not an SMTP profile", pr->name);
@@ -230,17 +259,18 @@ CURL *smtp_xfer_handle_new(const struct profile *pr, const struct smtp_timeouts 
     smtp_xfer_ehlo_name(pr->from_address, ehlo, sizeof ehlo);
     bool v6 = strchr(pr->smtp_host, ':') != NULL;
     /* The URL's path is the EHLO name (curl's documented SMTP URL form). */
-    char *url = xasprintf("%s://%s%s%s:%d/%s", xfer_implicit_tls(pr) ? "smtps" : "smtp",
-                          v6 ? "[" : "", pr->smtp_host, v6 ? "]" : "",
-                          pr->smtp_port > 0 ? pr->smtp_port : 25, ehlo);
+    char *url =
+        xasprintf("%s://%s%s%s:%d/%s", xfer_implicit_tls(pr) ? "smtps" : "smtp", v6 ? "[" : "",
+                  pr->smtp_host, v6 ? "]" : "", pr->smtp_port > 0 ? pr->smtp_port : 25, ehlo);
     char *from = xasprintf("<%s>", pr->from_address);
     const char *bad = xfer_set_profile(h, pr, t, url, from);
     free(url);
     free(from);
     if (bad) {
         curl_easy_cleanup(h);
-        err_set(e, EX_SOFTWARE, "profile %s: this libcurl refuses %s (is it built with SMTP and TLS?)",
-                pr->name, bad);
+        err_set(e, EX_SOFTWARE,
+                "profile %s: this libcurl refuses %s (is it built with SMTP and TLS?)", pr->name,
+                bad);
         return NULL;
     }
     return h;
@@ -354,8 +384,7 @@ static void xfer_fill_job(CURL *h, CURLcode rc, struct xfer_ctx *x, struct smtp_
         job->error = xasprintf("reading the message: %s", x->read_err.msg);
     } else if (x->too_slow) {
         job->curl_code = CURLE_OPERATION_TIMEDOUT;
-        job->error = xasprintf("the server accepted no message data for %ld s",
-                               x->io->low_speed_s);
+        job->error = xasprintf("the server accepted no message data for %ld s", x->io->low_speed_s);
     } else if (rc != CURLE_OK) {
         job->error = xstrdup(x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
     }
@@ -388,7 +417,27 @@ static ssize_t xfer_no_att_read(void *ctx, const struct msg_attachment *a, int64
     return err_set(e, EX_SOFTWARE, "attachment %s: no spool to read it from", a->name);
 }
 
-bool smtp_xfer_run(CURL *h, struct smtp_job *job, const struct smtp_xfer_io *io)
+/*
+ * A cached connection the server closed while idle (many relays answer 421 to
+ * the next command after N messages or an idle timeout, and curl's liveness
+ * check sees a TLS connection with an unread alert as alive) fails the first
+ * command. Nothing of the message was accepted then, so a second try on a
+ * fresh connection cannot duplicate it.
+ */
+static enum smtp_xfer_after xfer_after(CURLcode rc, const struct xfer_ctx *x,
+                                       const struct smtp_job *job)
+{
+    if (rc == CURLE_OK)
+        return SMTP_XFER_KEEP;
+    if (x->trace.reused && !x->data_sent && !x->aborted && !x->read_failed &&
+        job->stage <= SMTP_STAGE_MAIL && (x->trace.last_code == 421 || x->trace.last_code == 0))
+        return SMTP_XFER_RETRY_FRESH;
+    if (job->stage == SMTP_STAGE_TLS || job->stage == SMTP_STAGE_AUTH)
+        return SMTP_XFER_DROP;
+    return SMTP_XFER_KEEP;
+}
+
+enum smtp_xfer_after smtp_xfer_run(CURL *h, struct smtp_job *job, const struct smtp_xfer_io *io)
 {
     const struct profile *pr = job->profile;
     int64_t start = xfer_now_ms();
@@ -401,15 +450,15 @@ bool smtp_xfer_run(CURL *h, struct smtp_job *job, const struct smtp_xfer_io *io)
         job->error = xstrdup(e.msg);
         job->stage = SMTP_STAGE_CONNECT;
         job->duration_ms = xfer_now_ms() - start;
-        return true;
+        return SMTP_XFER_KEEP;
     }
     struct xfer_ctx *x = xcalloc(1, sizeof *x);
     x->io = io;
     x->sender.from_address = pr->from_address;
     x->sender.from_name = pr->from_display_name;
     x->sender.reply_to = pr->reply_to;
-    x->mm = mime_new(job->msg, &x->sender, io->att_read ? io->att_read : xfer_no_att_read,
-                     io->att_ctx);
+    x->mm =
+        mime_new(job->msg, &x->sender, io->att_read ? io->att_read : xfer_no_att_read, io->att_ctx);
     smtp_trace_init(&x->trace, xfer_implicit_tls(pr), io->emit, io->emit_ctx);
 
     xfer_bind(h, x, rcpts);
@@ -417,11 +466,11 @@ bool smtp_xfer_run(CURL *h, struct smtp_job *job, const struct smtp_xfer_io *io)
     xfer_fill_job(h, rc, x, job);
     xfer_unbind(h);
 
-    bool keep = rc == CURLE_OK || (job->stage != SMTP_STAGE_TLS && job->stage != SMTP_STAGE_AUTH);
+    enum smtp_xfer_after after = xfer_after(rc, x, job);
     curl_slist_free_all(rcpts);
     mime_free(x->mm);
     smtp_trace_free(&x->trace);
     free(x);
     job->duration_ms = xfer_now_ms() - start;
-    return keep;
+    return after;
 }

@@ -109,8 +109,7 @@ static int api_set_header_string(mailspool_msg *m, char **dst, const char *s, co
             return api_rc(err_set(&m->err, EX_DATAERR, "%s: must not be empty", field), &m->err);
     } else if (!header_safe(s)) {
         return api_rc(err_set(&m->err, EX_DATAERR,
-                              "%s: holds CR, LF, NUL or invalid UTF-8: remove line breaks",
-                              field),
+                              "%s: holds CR, LF, NUL or invalid UTF-8: remove line breaks", field),
                       &m->err);
     }
     free(*dst);
@@ -127,8 +126,11 @@ int mailspool_msg_add_rcpt(mailspool_msg *m, enum mailspool_rcpt kind, const cha
 {
     err_clear(&m->err);
     if ((unsigned)kind > MAILSPOOL_BCC)
-        return api_rc(err_set(&m->err, EX_USAGE, "recipient kind %d: use MAILSPOOL_TO, _CC or "
-                              "_BCC", (int)kind), &m->err);
+        return api_rc(err_set(&m->err, EX_USAGE,
+                              "recipient kind %d: use MAILSPOOL_TO, _CC or "
+                              "_BCC",
+                              (int)kind),
+                      &m->err);
     return api_rc(message_add_rcpt(m->m, (enum rcpt_kind)kind, address ? address : "", &m->err),
                   &m->err);
 }
@@ -142,8 +144,11 @@ static int api_set_body(mailspool_msg *m, char **dst, const char *s, const char 
 {
     err_clear(&m->err);
     if (s && !utf8_valid(s, strlen(s)))
-        return api_rc(err_set(&m->err, EX_DATAERR, "%s: not valid UTF-8: convert the body to "
-                              "UTF-8", field), &m->err);
+        return api_rc(err_set(&m->err, EX_DATAERR,
+                              "%s: not valid UTF-8: convert the body to "
+                              "UTF-8",
+                              field),
+                      &m->err);
     free(*dst);
     *dst = xstrdup_opt(s);
     return 0;
@@ -182,8 +187,11 @@ static int api_set_time(mailspool_msg *m, int64_t *dst, int64_t t, const char *f
 {
     err_clear(&m->err);
     if (t < 0)
-        return api_rc(err_set(&m->err, EX_DATAERR, "%s: %lld is before 1970: pass Unix seconds "
-                              "or 0", field, (long long)t), &m->err);
+        return api_rc(err_set(&m->err, EX_DATAERR,
+                              "%s: %lld is before 1970: pass Unix seconds "
+                              "or 0",
+                              field, (long long)t),
+                      &m->err);
     *dst = t;
     return 0;
 }
@@ -208,8 +216,7 @@ int mailspool_msg_set_priority(mailspool_msg *m, int priority)
 int mailspool_msg_add_header(mailspool_msg *m, const char *name, const char *value)
 {
     err_clear(&m->err);
-    return api_rc(message_add_header(m->m, name ? name : "", value ? value : "", &m->err),
-                  &m->err);
+    return api_rc(message_add_header(m->m, name ? name : "", value ? value : "", &m->err), &m->err);
 }
 
 /* Checks name and type, then adds an attachment with them (defaults filled). */
@@ -219,8 +226,10 @@ static struct msg_attachment *api_attachment(mailspool_msg *m, const char *name,
     const char *n = name && *name ? name : fallback;
     const char *t = content_type && *content_type ? content_type : filetype_guess(n);
     if (!header_safe(n) || !header_safe(t)) {
-        err_set(&m->err, EX_DATAERR, "attachment %s: name or content type holds CR, LF, NUL or "
-                "invalid UTF-8: choose a plain name", n);
+        err_set(&m->err, EX_DATAERR,
+                "attachment %s: name or content type holds CR, LF, NUL or "
+                "invalid UTF-8: choose a plain name",
+                n);
         return NULL;
     }
     struct msg_attachment *a = message_add_attachment(m->m);

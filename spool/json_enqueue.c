@@ -20,8 +20,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define JSON_ENQUEUE_FIELDS                                                                     \
-    "area, to, cc, bcc, reply_to, subject, text, html, attachments, headers, ref, not_before, " \
+#define JSON_ENQUEUE_FIELDS                                                                        \
+    "area, to, cc, bcc, reply_to, subject, text, html, attachments, headers, ref, not_before, "    \
     "expires, priority"
 
 static int json_enqueue_type(const char *field, const char *want, struct err *e)
@@ -179,8 +179,7 @@ static int json_enqueue_atts(struct message *m, const cJSON *v, const char *fiel
     return 0;
 }
 
-static int json_enqueue_headers(struct message *m, const cJSON *v, const char *field,
-                                struct err *e)
+static int json_enqueue_headers(struct message *m, const cJSON *v, const char *field, struct err *e)
 {
     if (!cJSON_IsObject(v))
         return json_enqueue_type(field, "an object of header names to string values", e);
@@ -188,8 +187,7 @@ static int json_enqueue_headers(struct message *m, const cJSON *v, const char *f
     cJSON_ArrayForEach(c, v)
     {
         if (!cJSON_IsString(c))
-            return err_set(e, EX_DATAERR, "JSON field \"headers.%s\": must be a string",
-                           c->string);
+            return err_set(e, EX_DATAERR, "JSON field \"headers.%s\": must be a string", c->string);
         if (message_add_header(m, c->string, c->valuestring, e) != 0)
             return err_prefix(e, "JSON field \"headers.%s\"", c->string);
     }
@@ -268,8 +266,10 @@ static int json_enqueue_syntax(const char *text, size_t len, struct err *e)
         col = *p == '\n' ? 1 : col + 1;
         line += *p == '\n';
     }
-    return err_set(e, EX_DATAERR, "JSON document: syntax error at line %d, column %d: fix the "
-                   "document (see SPEC section 4 / docs/SPOOL.md)", line, col);
+    return err_set(e, EX_DATAERR,
+                   "JSON document: syntax error at line %d, column %d: fix the "
+                   "document (see SPEC section 4 / docs/SPOOL.md)",
+                   line, col);
 }
 
 int json_enqueue_parse(const char *text, size_t len, struct message **out, struct err *e)

@@ -14,14 +14,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-static const char *const spool_state_names[] = {"queued", "sending", "sent", "failed",
-                                                "cancelled"};
+static const char *const spool_state_names[] = {"queued", "sending", "sent", "failed", "cancelled"};
 
 const char *msg_state_name(enum msg_state s)
 {
@@ -60,16 +60,19 @@ static int spool_precreate(const char *path, struct err *e)
                    path, strerror(saved));
 }
 
-/* PRAGMA journal_mode = WAL needs an exclusive lock for a moment; a
- * concurrent creator may hold it longer than busy_timeout only rarely. */
+/* PRAGMA journal_mode = WAL needs an exclusive lock for a moment, and
+ * SQLite does not call the busy handler for it: while another process is
+ * creating the same spool it fails with SQLITE_BUSY at once. Retry with
+ * short sleeps, bounded by the busy timeout. An existing WAL spool needs no
+ * lock at all. */
 static int spool_set_wal(struct spool *sp, struct err *e)
 {
-    int rc = SQLITE_OK;
-    for (int i = 0; i < 3; i++) {
+    int waited_ms = 0;
+    for (int i = 0;; i++) {
         sqlite3_stmt *st;
         if (spool_db_prepare(sp, "PRAGMA journal_mode = WAL", &st, e) != 0)
             return -1;
-        rc = sqlite3_step(st);
+        int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
             const char *mode = (const char *)sqlite3_column_text(st, 0);
             int ok = mode && strcmp(mode, "wal") == 0;
@@ -83,10 +86,13 @@ static int spool_set_wal(struct spool *sp, struct err *e)
         }
         spool_db_fail(sp, rc, "switching to WAL mode", e);
         sqlite3_finalize(st);
-        if ((rc & 0xff) != SQLITE_BUSY)
+        if ((rc & 0xff) != SQLITE_BUSY || waited_ms >= SPOOL_DB_BUSY_MS)
             return -1;
+        int ms = 5 + (i % 8) * 5; /* 5..40 ms, staggered so racers drift apart */
+        struct timespec ts = {0, (long)ms * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        waited_ms += ms;
     }
-    return -1;
 }
 
 static int spool_quick_check(struct spool *sp, struct err *e)
@@ -102,11 +108,17 @@ static int spool_quick_check(struct spool *sp, struct err *e)
     }
     const char *res = (const char *)sqlite3_column_text(st, 0);
     if (res == NULL || strcmp(res, "ok") != 0) {
+        /* quick_check's report spans lines; an error message is one line. */
+        char why[256];
+        snprintf(why, sizeof why, "%s", res ? res : "?");
+        for (char *p = why; *p; p++)
+            if (*p == '\n' || *p == '\r')
+                *p = ' ';
         err_set(e, EX_IOERR,
                 "spool %s: integrity check failed (%s): the database is damaged; it was left "
                 "untouched: stop producers, restore a backup or recover it with "
                 "`sqlite3 %s .recover`",
-                sp->path, res ? res : "?", sp->path);
+                sp->path, why, sp->path);
         sqlite3_finalize(st);
         return -1;
     }
@@ -124,8 +136,8 @@ static int spool_configure(struct spool *sp, struct err *e)
         return -1;
     /* In WAL mode NORMAL may lose the last commits on power loss: fine for
      * the daemon's state (one resend at worst), never for a producer's mail. */
-    const char *sync = (sp->flags & SPOOL_DAEMON) ? "PRAGMA synchronous = NORMAL"
-                                                  : "PRAGMA synchronous = FULL";
+    const char *sync =
+        (sp->flags & SPOOL_DAEMON) ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL";
     if (spool_db_exec(sp, sync, "setting synchronous", e) != 0)
         return -1;
     if (sp->flags & SPOOL_DAEMON) {

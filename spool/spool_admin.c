@@ -16,10 +16,10 @@
 /* Purge deletes in batches so that producers never wait long for the lock. */
 #define SPOOL_ADMIN_PURGE_BATCH 500
 
-#define SPOOL_ADMIN_ROW_COLS                                                                    \
-    "m.id, m.state, m.area, m.ref, m.subject, m.priority, m.created, m.updated,"                \
-    " m.not_before, m.expires, m.next_attempt, m.attempts, m.last_error, m.draft_id,"           \
-    " (SELECT address FROM recipients r WHERE r.message_id = m.id ORDER BY r.id LIMIT 1),"      \
+#define SPOOL_ADMIN_ROW_COLS                                                                       \
+    "m.id, m.state, m.area, m.ref, m.subject, m.priority, m.created, m.updated,"                   \
+    " m.not_before, m.expires, m.next_attempt, m.attempts, m.last_error, m.draft_id,"              \
+    " (SELECT address FROM recipients r WHERE r.message_id = m.id ORDER BY r.id LIMIT 1),"         \
     " (SELECT count(*) FROM recipients r WHERE r.message_id = m.id)"
 
 static void spool_admin_fill(sqlite3_stmt *st, struct spool_row *r)
@@ -97,17 +97,17 @@ int spool_admin_row(struct spool *sp, int64_t id, struct spool_row *out, struct 
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp, "SELECT " SPOOL_ADMIN_ROW_COLS " FROM messages m WHERE m.id = ?1",
-                         &st, e) != 0)
+    if (spool_db_prepare(sp, "SELECT " SPOOL_ADMIN_ROW_COLS " FROM messages m WHERE m.id = ?1", &st,
+                         e) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st), ret = 0;
     if (rc == SQLITE_ROW)
         spool_admin_fill(st, out);
     else if (rc == SQLITE_DONE)
-        ret = err_set(e, EX_NOINPUT,
-                      "message %lld does not exist in spool %s: see `mailspool list`",
-                      (long long)id, sp->path);
+        ret =
+            err_set(e, EX_NOINPUT, "message %lld does not exist in spool %s: see `mailspool list`",
+                    (long long)id, sp->path);
     else
         ret = spool_db_fail(sp, rc, "reading a message", e);
     sqlite3_finalize(st);
@@ -203,8 +203,9 @@ static int spool_admin_state(struct spool *sp, int64_t id, int *state, struct er
     if (rc == SQLITE_ROW)
         *state = msg_state_parse((const char *)sqlite3_column_text(st, 0));
     else if (rc == SQLITE_DONE)
-        ret = err_set(e, EX_NOINPUT, "message %lld does not exist in spool %s: see `mailspool list`",
-                      (long long)id, sp->path);
+        ret =
+            err_set(e, EX_NOINPUT, "message %lld does not exist in spool %s: see `mailspool list`",
+                    (long long)id, sp->path);
     else
         ret = spool_db_fail(sp, rc, "reading a message", e);
     sqlite3_finalize(st);
@@ -241,8 +242,10 @@ int spool_admin_cancel(struct spool *sp, int64_t id, struct err *e)
     }
     if (state != MSG_QUEUED) {
         spool_db_rollback(sp);
-        return err_set(e, EX_DATAERR, "message %lld is already %s: only queued messages can be "
-                       "cancelled", (long long)id, msg_state_name((enum msg_state)state));
+        return err_set(e, EX_DATAERR,
+                       "message %lld is already %s: only queued messages can be "
+                       "cancelled",
+                       (long long)id, msg_state_name((enum msg_state)state));
     }
     if (spool_admin_update(sp,
                            "UPDATE messages SET state = 'cancelled', updated = ?2"
@@ -261,19 +264,28 @@ int spool_admin_retry(struct spool *sp, int64_t id, struct err *e)
         return spool_db_rollback(sp);
     if (state == MSG_SENDING) {
         spool_db_rollback(sp);
-        return err_set(e, EX_TEMPFAIL, "message %lld is being delivered right now: nothing to "
-                       "retry", (long long)id);
+        return err_set(e, EX_TEMPFAIL,
+                       "message %lld is being delivered right now: nothing to "
+                       "retry",
+                       (long long)id);
     }
     if (state != MSG_QUEUED && state != MSG_FAILED) {
         spool_db_rollback(sp);
-        return err_set(e, EX_DATAERR, "message %lld is %s: only queued and failed messages can "
-                       "be retried", (long long)id, msg_state_name((enum msg_state)state));
+        return err_set(e, EX_DATAERR,
+                       "message %lld is %s: only queued and failed messages can "
+                       "be retried",
+                       (long long)id, msg_state_name((enum msg_state)state));
     }
     /* An explicit retry means "now": it overrides not_before too. A failed
-     * message starts counting attempts afresh. */
+     * message starts afresh: attempts from zero and a new queue lifetime
+     * (created = now), and an expires time already past no longer applies —
+     * otherwise a message that failed as expired would expire again at once. */
     if (spool_admin_update(sp,
                            "UPDATE messages SET next_attempt = 0, not_before = 0, updated = ?2,"
                            " attempts = CASE state WHEN 'failed' THEN 0 ELSE attempts END,"
+                           " created = CASE state WHEN 'failed' THEN ?2 ELSE created END,"
+                           " expires = CASE WHEN state = 'failed' AND expires > 0"
+                           " AND expires <= ?2 THEN 0 ELSE expires END,"
                            " state = 'queued' WHERE id = ?1 AND state IN ('queued', 'failed')",
                            id, "retrying", e) != 0)
         return spool_db_rollback(sp);
@@ -288,7 +300,9 @@ int spool_admin_retry_failed(struct spool *sp, const char *area, int64_t *count,
     sqlite3_stmt *st;
     if (spool_db_prepare(sp,
                          "UPDATE messages SET state = 'queued', next_attempt = 0, not_before = 0,"
-                         " attempts = 0, updated = ?2 WHERE state = 'failed'"
+                         " attempts = 0, updated = ?2, created = ?2,"
+                         " expires = CASE WHEN expires > 0 AND expires <= ?2 THEN 0 ELSE expires END"
+                         " WHERE state = 'failed'"
                          " AND (?1 IS NULL OR area = ?1)",
                          &st, e) != 0)
         return spool_db_rollback(sp);
@@ -386,8 +400,7 @@ int spool_admin_daemon(struct spool *sp, struct spool_daemon_row *out, struct er
     return ret;
 }
 
-int spool_admin_profiles(struct spool *sp, struct spool_profile_row **out, size_t *n,
-                         struct err *e)
+int spool_admin_profiles(struct spool *sp, struct spool_profile_row **out, size_t *n, struct err *e)
 {
     *out = NULL;
     *n = 0;

@@ -60,14 +60,40 @@ fail_e:
     return -1;
 }
 
+/* Steps st (columns id, area, priority, created, expires) into *out. */
+static int spool_due_collect(struct spool *sp, sqlite3_stmt *st, const char *what,
+                             struct spool_due **out, size_t *n, struct err *e)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *out = xreallocarray(*out, *n + 1, sizeof **out);
+        struct spool_due *d = &(*out)[(*n)++];
+        d->id = sqlite3_column_int64(st, 0);
+        d->area = spool_db_column_dup(st, 1);
+        if (d->area == NULL)
+            d->area = xstrdup("");
+        d->priority = sqlite3_column_int(st, 2);
+        d->created = sqlite3_column_int64(st, 3);
+        d->expires = sqlite3_column_int64(st, 4);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        spool_due_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return spool_db_fail(sp, rc, what, e);
+    }
+    return 0;
+}
+
 int spool_due(struct spool *sp, int64_t now, const char *const *skip_areas, size_t nskip,
               size_t max, struct spool_due **out, size_t *n, struct err *e)
 {
     *out = NULL;
     *n = 0;
     struct buf sql = BUF_INIT;
-    buf_puts(&sql, "SELECT id, area, priority FROM messages WHERE state = 'queued'"
-                   " AND next_attempt <= ?1 AND not_before <= ?1");
+    buf_puts(&sql, "SELECT id, area, priority, created, expires FROM messages"
+                   " WHERE state = 'queued' AND next_attempt <= ?1 AND not_before <= ?1");
     if (nskip > 0) {
         buf_puts(&sql, " AND area NOT IN (");
         for (size_t i = 0; i < nskip; i++)
@@ -84,23 +110,25 @@ int spool_due(struct spool *sp, int64_t now, const char *const *skip_areas, size
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
     for (size_t i = 0; i < nskip; i++)
         spool_db_bind_text(st, (int)i + 3, skip_areas[i]);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *out = xreallocarray(*out, *n + 1, sizeof **out);
-        struct spool_due *d = &(*out)[(*n)++];
-        d->id = sqlite3_column_int64(st, 0);
-        d->area = spool_db_column_dup(st, 1);
-        if (d->area == NULL)
-            d->area = xstrdup("");
-        d->priority = sqlite3_column_int(st, 2);
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        spool_due_free(*out, *n);
-        *out = NULL;
-        *n = 0;
-        return spool_db_fail(sp, rc, "listing due messages", e);
-    }
-    return 0;
+    return spool_due_collect(sp, st, "listing due messages", out, n, e);
+}
+
+int spool_expiry_candidates(struct spool *sp, int64_t now, int64_t created_before, size_t max,
+                            struct spool_due **out, size_t *n, struct err *e)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp,
+                         "SELECT id, area, priority, created, expires FROM messages"
+                         " WHERE state = 'queued' AND (created < ?2"
+                         " OR (expires > 0 AND expires <= ?1)) ORDER BY id LIMIT ?3",
+                         &st, e) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    sqlite3_bind_int64(st, 2, created_before);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+    return spool_due_collect(sp, st, "listing messages to expire", out, n, e);
 }
 
 void spool_due_free(struct spool_due *v, size_t n)

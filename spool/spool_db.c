@@ -82,8 +82,8 @@ int spool_db_fail(struct spool *sp, int rc, const char *what, struct err *e)
     const char *text = sp && sp->db ? sqlite3_errmsg(sp->db) : sqlite3_errstr(rc);
     if (prim == SQLITE_FULL)
         text = "database or disk is full";
-    return err_set(e, spool_db_code(prim), "spool %s: %s: %s: %s", sp ? sp->path : "?", what,
-                   text, spool_db_advice(prim));
+    return err_set(e, spool_db_code(prim), "spool %s: %s: %s: %s", sp ? sp->path : "?", what, text,
+                   spool_db_advice(prim));
 }
 
 int spool_db_prepare(struct spool *sp, const char *sql, sqlite3_stmt **st, struct err *e)

@@ -49,8 +49,7 @@ static int spool_enqueue_open_one(const struct msg_attachment *a, size_t i, stru
                        strerror(errno));
     struct stat stb;
     if (fstat(s->fd, &stb) != 0 || !S_ISREG(stb.st_mode))
-        return err_set(e, EX_NOINPUT, "attachment %s: not a regular file: attach a file",
-                       a->path);
+        return err_set(e, EX_NOINPUT, "attachment %s: not a regular file: attach a file", a->path);
     s->size = (int64_t)stb.st_size;
     return 0;
 }
@@ -95,8 +94,7 @@ static ssize_t spool_enqueue_src_read(const struct msg_attachment *a, struct enq
         if (n >= 0)
             return n;
         if (errno != EINTR)
-            return err_set(e, EX_IOERR, "attachment %s: read error: %s", s->label,
-                           strerror(errno));
+            return err_set(e, EX_IOERR, "attachment %s: read error: %s", s->label, strerror(errno));
     }
 }
 
@@ -120,8 +118,10 @@ static int spool_enqueue_copy(struct spool *sp, const struct msg_attachment *a, 
         } else if (n == 0) {
             break;
         } else if (off + n > s->size) {
-            ret = err_set(e, EX_TEMPFAIL, "attachment %s: the file grew while it was copied: "
-                          "enqueue again once it is complete", s->label);
+            ret = err_set(e, EX_TEMPFAIL,
+                          "attachment %s: the file grew while it was copied: "
+                          "enqueue again once it is complete",
+                          s->label);
         } else if ((rc = sqlite3_blob_write(blob, buf, (int)n, (int)off)) != SQLITE_OK) {
             ret = spool_db_fail(sp, rc, "writing an attachment", e);
         } else {
@@ -130,8 +130,10 @@ static int spool_enqueue_copy(struct spool *sp, const struct msg_attachment *a, 
         }
     }
     if (ret == 0 && off != s->size)
-        ret = err_set(e, EX_TEMPFAIL, "attachment %s: the file shrank while it was copied: "
-                      "enqueue again once it is complete", s->label);
+        ret = err_set(e, EX_TEMPFAIL,
+                      "attachment %s: the file shrank while it was copied: "
+                      "enqueue again once it is complete",
+                      s->label);
     free(buf);
     rc = sqlite3_blob_close(blob);
     if (ret == 0 && rc != SQLITE_OK)
@@ -149,8 +151,10 @@ static int spool_enqueue_attachment(struct spool *sp, int64_t msg_id,
         name = a->path ? filetype_basename(a->path) : "attachment";
     const char *type = a->content_type ? a->content_type : filetype_guess(name);
     if (!header_safe(name) || !header_safe(type))
-        return err_set(e, EX_DATAERR, "attachment %s: name or type holds CR, LF, NUL or "
-                       "invalid UTF-8: choose a plain name", s->label);
+        return err_set(e, EX_DATAERR,
+                       "attachment %s: name or type holds CR, LF, NUL or "
+                       "invalid UTF-8: choose a plain name",
+                       s->label);
     sqlite3_stmt *st;
     if (spool_db_prepare(sp,
                          "INSERT INTO attachments (message_id, name, content_type, size, data)"
@@ -222,8 +226,7 @@ static int spool_enqueue_message_row(struct spool *sp, const struct message *m, 
     return 0;
 }
 
-static int spool_enqueue_parts(struct spool *sp, const struct message *m, int64_t id,
-                               struct err *e)
+static int spool_enqueue_parts(struct spool *sp, const struct message *m, int64_t id, struct err *e)
 {
     sqlite3_stmt *st;
     for (size_t i = 0; i < m->nrcpts; i++) {

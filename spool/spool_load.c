@@ -18,7 +18,7 @@ static int spool_load_row(struct spool *sp, int64_t id, struct message *m, struc
     sqlite3_stmt *st;
     if (spool_db_prepare(sp,
                          "SELECT area, ref, subject, body_text, body_html, reply_to, message_id,"
-                         " priority, created, not_before, expires, attempts, draft_id"
+                         " priority, created, not_before, expires, attempts, draft_id, last_error"
                          " FROM messages WHERE id = ?1",
                          &st, e) != 0)
         return -1;
@@ -47,6 +47,7 @@ static int spool_load_row(struct spool *sp, int64_t id, struct message *m, struc
     m->expires = sqlite3_column_int64(st, 10);
     m->attempts = sqlite3_column_int(st, 11);
     m->draft_id = spool_db_column_dup(st, 12);
+    m->last_error = spool_db_column_dup(st, 13);
     sqlite3_finalize(st);
     return 0;
 }

@@ -17,11 +17,13 @@ import asyncio
 import functools
 import itertools
 import json
+import logging
 import os
 import signal
 import ssl
 import sys
 import time
+from asyncio import sslproto
 
 from aiosmtpd.smtp import SMTP, AuthResult, TLSSetupException
 
@@ -185,13 +187,13 @@ class Handler:
 class PeerSMTP(SMTP):
     """aiosmtpd's SMTP with recording and the failure modes of --help."""
 
-    def __init__(self, handler, policy, rec, conn_ids, live, implicit_tls, **kw):
+    def __init__(self, handler, policy, rec, conn_ids, live, implicit_ctx, **kw):
         super().__init__(handler, **kw)
         self.p = policy
         self.rec = rec
         self.conn_ids = conn_ids
         self.live = live
-        self.implicit_tls = implicit_tls
+        self.implicit_ctx = implicit_ctx
         self.conn_id = None
         self.accepted = 0
         self.close_after_push = False
@@ -209,7 +211,7 @@ class PeerSMTP(SMTP):
         return wrapper
 
     def is_tls(self):
-        return self.implicit_tls or self._tls_protocol is not None
+        return self._tls_protocol is not None
 
     def connection_made(self, transport):
         first = self.conn_id is None
@@ -220,7 +222,7 @@ class PeerSMTP(SMTP):
         if first:
             self.rec.count("connections")
             self.rec.event(self.conn_id, "connect", peer=list(self.session.peer or ()),
-                           tls=self.implicit_tls)
+                           implicit_tls=self.implicit_ctx is not None)
         else:
             ssl_obj = transport.get_extra_info("ssl_object")
             self.rec.count("tls")
@@ -242,7 +244,28 @@ class PeerSMTP(SMTP):
             self.rec.event(self.conn_id, "close_before_greeting")
             self.transport.close()
             return
+        if self.implicit_ctx is not None:
+            try:
+                await self._start_implicit_tls()
+            except Exception as e:  # the client refused the handshake (or vanished)
+                self.rec.count("tls_failed")
+                self.rec.event(self.conn_id, "tls_failed", error=repr(e))
+                self.transport.close()
+                self.connection_lost(e)
+                return
         await super()._handle_client()
+
+    async def _start_implicit_tls(self):
+        """TLS from the first byte, on aiosmtpd's own STARTTLS machinery, so that
+        handshake failures are seen here (asyncio's server-side ssl= hides them)."""
+        waiter = self.loop.create_future()
+        self._tls_protocol = sslproto.SSLProtocol(self.loop, self, self.implicit_ctx, waiter,
+                                                  server_side=True)
+        self._original_transport = self.transport
+        self._original_transport.set_protocol(self._tls_protocol)
+        self.transport = self._tls_protocol._app_transport
+        self._tls_protocol.connection_made(self._original_transport)
+        await waiter
 
     async def push(self, status):
         if self.dropped:
@@ -333,7 +356,7 @@ async def _serve(args):
     handler = Handler(policy, rec)
     loop = asyncio.get_running_loop()
     ctx = _server_context(args) if args.tls_mode != "none" else None
-    implicit = args.tls_mode == "implicit"
+    implicit_ctx = ctx if args.tls_mode == "implicit" else None
     starttls_ctx = ctx if args.tls_mode == "starttls" and not args.no_starttls else None
     conn_ids = rec.conn_ids
     live = set()
@@ -344,24 +367,15 @@ async def _serve(args):
     if args.auth:
         kw.update(authenticator=_authenticator(args, rec),
                   auth_required=not args.auth_optional,
-                  auth_require_tls=not (args.auth_plaintext or implicit))
+                  auth_require_tls=not args.auth_plaintext)
     else:
         kw.update(auth_exclude_mechanism=["PLAIN", "LOGIN"])
 
     def factory():
-        return PeerSMTP(handler, policy, rec, conn_ids, live, implicit, **kw)
-
-    def on_loop_error(lp, context):
-        exc = context.get("exception")
-        if isinstance(exc, (ssl.SSLError, ConnectionError)) or "SSL" in context.get("message", ""):
-            rec.count("tls_failed")
-            rec.event(None, "tls_failed", error=repr(exc) or context.get("message"))
-            return
-        lp.default_exception_handler(context)
-    loop.set_exception_handler(on_loop_error)
+        return PeerSMTP(handler, policy, rec, conn_ids, live, implicit_ctx, **kw)
 
     server = await loop.create_server(factory, host=args.host, port=args.port,
-                                      ssl=ctx if implicit else None, reuse_address=True)
+                                      reuse_address=True)
     done = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, done.set)
     loop.add_signal_handler(signal.SIGINT, done.set)
@@ -381,6 +395,8 @@ async def _serve(args):
 
 def main(argv=None):
     args = _parse(sys.argv[1:] if argv is None else argv)
+    # aiosmtpd itself warns on every AUTH about its own deprecated login_data.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
     os.makedirs(args.outdir, exist_ok=True)
     asyncio.run(_serve(args))
     return 0

@@ -226,7 +226,7 @@ static void test_defaults_and_area_find(void **state)
 static void test_comments(void **state)
 {
     struct fx *f = *state;
-    const char *text = "# a comment\n"
+    const char *text = "\xef\xbb\xbf# a comment after a byte order mark\n"
                        "   ; an indented comment\n"
                        "\t# a tab-indented comment\n"
                        "[profile relay] # trailing comment on a header\r\n"
@@ -345,7 +345,7 @@ static void test_grammar_errors(void **state)
                      EX_CONFIG);
     assert_printed(f, ":1: key 'orphan' outside of any section");
     assert_printed(f, ":6: profile relay: malformed line");
-    assert_printed(f, ":7: section [profile relay] appears twice (first on line 2)");
+    assert_printed(f, ":7: profile relay: section [profile relay] appears twice (first on line 2)");
     assert_printed(f, ":8: [area]: area name must be");
     assert_printed(f, ":9: [area two words]: area name must be");
     assert_printed(f, ":10: [spool x]: section [spool] takes no name");
@@ -363,7 +363,7 @@ static void test_bad_values(void **state)
                           "[profile relay]\nFromAddress = not-an-address\nSMTPHost = h\n"
                           "SMTPAuthReq = NIL\nSMTPPort = 70000\nTLSVerify = maybe\n"
                           "SMTPTLS = sometimes\nRateLimit = x\n365AuthorityHost = ftp://x\n"
-                          "[area a]\nprofile = relay\nlifetime = 5\n",
+                          "[area a]\nprofile = relay\nlifetime = 0\n",
                           0),
                      EX_CONFIG);
     assert_printed(f, ":2: key log_level: 'loud' is not a log level");
@@ -376,7 +376,13 @@ static void test_bad_values(void **state)
     assert_printed(f, ":14: profile relay: key SMTPTLS: 'sometimes' is not implicit, starttls");
     assert_printed(f, ":15: profile relay: key RateLimit: 'x' is not a whole number");
     assert_printed(f, ":16: profile relay: key 365AuthorityHost: 'ftp://x' is not an https:// URL");
-    assert_printed(f, ":19: area a: key lifetime: '5' is out of range: use 1m to 365d");
+    assert_printed(f, ":19: area a: key lifetime: '0' is out of range: use 1m to 365d");
+    assert_int_equal(load(f,
+                          "[profile relay]\nFromAddress = a@example.org\nSMTPHost = h.example:587\n"
+                          "SMTPAuthReq = NIL\n",
+                          0),
+                     EX_CONFIG);
+    assert_printed(f, ":3: profile relay: key SMTPHost: 'h.example:587' holds a port");
 }
 
 static void test_booleans_and_dates(void **state)
@@ -400,6 +406,39 @@ static void test_booleans_and_dates(void **state)
         assert_printed(f, "is not a date: write YYYY-MM-DD");
         free(text);
     }
+}
+
+static void test_urls(void **state)
+{
+    struct fx *f = *state;
+    const char *m365 = "[profile m]\nFromAddress = a@example.org\n365Client = c\n365Tenant = "
+                       "t.onmicrosoft.com\n365Secret = s\n[area *]\nprofile = m\n";
+    char *text = xasprintf("%s365AuthorityHost = http://127.0.0.1:8443/\n"
+                           "365GraphHost = https://graph.microsoft.us//\n",
+                           m365);
+    /* Keys after [area *] belong to the area: put them in the profile. */
+    char *fixed = xasprintf("[profile m]\n365AuthorityHost = http://127.0.0.1:8443/\n"
+                            "365GraphHost = https://graph.microsoft.us//\n%s",
+                            m365 + strlen("[profile m]\n"));
+    assert_int_equal(load(f, text, 0), EX_CONFIG);
+    assert_printed(f, "key '365AuthorityHost' does not belong in [area NAME]: move it to "
+                      "[profile NAME]");
+    assert_int_equal(load(f, fixed, 0), 0);
+    assert_string_equal(f->c->profiles[0].m365_authority_host, "http://127.0.0.1:8443");
+    assert_string_equal(f->c->profiles[0].m365_graph_host, "https://graph.microsoft.us");
+    assert_string_equal(f->c->profiles[0].m365_tenant, "t.onmicrosoft.com");
+    free(text);
+    free(fixed);
+    /* Plain http off loopback would send the client secret in clear text. */
+    assert_int_equal(load(f,
+                          "[profile m]\nFromAddress = a@example.org\n365Client = c\n"
+                          "365Tenant = t\n365Secret = s\n365GraphHost = http://graph.example\n"
+                          "365Client = x\n365Tenant = a/b\n",
+                          0),
+                     EX_CONFIG);
+    assert_printed(f, ":6: profile m: key 365GraphHost: 'http://graph.example' is not an "
+                      "https:// URL");
+    assert_printed(f, ":7: profile m: key 365Client: given twice (first on line 3)");
 }
 
 static void test_transport_rules(void **state)
@@ -501,7 +540,7 @@ static void test_secret_file(void **state)
     assert_int_equal(chmod(sec, 0644), 0);
     assert_int_equal(load(f, text, CONFIG_RESOLVE_SECRETS), 0);
     assert_printed(f, ":5: warning: profile b: key Passwort: secret file");
-    assert_printed(f, "chmod 640");
+    assert_printed(f, "chmod 600");
     /* Unreadable: an error naming profile, key and path, never the value. */
     assert_int_equal(unlink(sec), 0);
     assert_int_equal(load(f, text, CONFIG_RESOLVE_SECRETS), EX_CONFIG);
@@ -660,6 +699,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grammar_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_booleans_and_dates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_warnings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secret_file, setup, teardown),

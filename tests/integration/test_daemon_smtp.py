@@ -1,0 +1,249 @@
+"""mailspoold delivering over the seed's two SMTP transports against real
+aiosmtpd peers on loopback (issue 3, "What it must show")."""
+import hashlib
+import os
+import signal
+
+import pytest
+
+from mshelpers import Daemon, smtp_profile, wait_for
+
+UMLAUT_SUBJECT = "Grüße aus Musterstadt – Rechnung Nr. 2026-0042 ✈️ 🧾"
+
+
+def test_anonymous_delivery(smtp_peer, workdir):
+    peer = smtp_peer()
+    d = Daemon(workdir, smtp_profile("relay", peer.port)).start()
+    try:
+        mid = d.enqueue("Bärbel Groß <b@example.org>", subject=UMLAUT_SUBJECT,
+                        extra=["--bcc", "hidden@example.org", "--cc", "c@example.org"])
+        d.wait_states("sent", [mid], timeout=30)
+        [m] = peer.wait_for(1)
+        msg = m["message"]
+        assert msg["subject"] == UMLAUT_SUBJECT
+        assert msg["to"].addresses[0].display_name == "Bärbel Groß"
+        assert "hidden@example.org" not in m["raw"].decode("ascii", "replace")
+        assert msg["bcc"] is None
+        assert sorted(m["rcpt_tos"]) == ["b@example.org", "c@example.org", "hidden@example.org"]
+        assert m["mail_from"] == "relay@airport.example"
+        assert not m["tls"] and not m.get("auth_user")
+        sent = d.lines_of("sent")
+        assert len(sent) == 1 and "id=%d " % mid in sent[0] and "via=smtp" in sent[0]
+        assert "reply=" in sent[0] and "250" in sent[0]
+    finally:
+        assert d.stop() == 0
+
+
+def _attach(workdir, name, data):
+    path = os.path.join(str(workdir), name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def _sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def _parts(msg):
+    """Attachment name -> decoded bytes (transfer encoding undone, no charset guessing)."""
+    return {p.get_filename(): p.get_payload(decode=True) for p in msg.iter_attachments()}
+
+
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+def test_tls_auth_delivery_with_attachments(smtp_peer, certs, workdir, mode):
+    peer = smtp_peer(tls_mode=mode, auth=("rechnung@airport.example", "s3cret-Pässwort"))
+    prof = smtp_profile("billing", peer.port, auth=("rechnung@airport.example", "s3cret-Pässwort"),
+                        tls=mode, extra="CAFile = %s\nFromDisplayName = Flughafen Musterstadt – "
+                        "Buchhaltung\nReplyToAddress = buchhaltung@airport.example" % certs.ca)
+    d = Daemon(workdir, prof).start()
+    try:
+        pdf = os.urandom(300 * 1024)
+        csv = "Position;Betrag\nLandegebühr;123,45 €\n".encode("utf-8")
+        a1 = _attach(workdir, "rechnung.pdf", pdf)
+        a2 = _attach(workdir, "pos.csv", csv)
+        mid = d.enqueue("kunde@example.org", subject=UMLAUT_SUBJECT, extra=[
+            "--attach", a1 + ";name=Rechnung 2026-0042.pdf;type=application/pdf",
+            "--attach", a2 + ";name=Positionen März – Übersicht.csv;type=text/csv"])
+        d.wait_states("sent", [mid], timeout=30)
+        [m] = peer.wait_for(1)
+        assert m["tls"] and m["auth_user"] == "rechnung@airport.example"
+        msg = m["message"]
+        assert msg["subject"] == UMLAUT_SUBJECT
+        assert msg["from"].addresses[0].display_name == "Flughafen Musterstadt – Buchhaltung"
+        assert msg["from"].addresses[0].addr_spec == "billing@airport.example"
+        assert msg["reply-to"].addresses[0].addr_spec == "buchhaltung@airport.example"
+        assert msg["message-id"] and msg["date"] and msg["mime-version"] == "1.0"
+        parts = _parts(msg)
+        assert _sha(parts["Rechnung 2026-0042.pdf"]) == _sha(pdf)
+        assert _sha(parts["Positionen März – Übersicht.csv"]) == _sha(csv)
+        # the password never appears in the log
+        assert "s3cret" not in open(d.log, encoding="utf-8").read()
+    finally:
+        assert d.stop() == 0
+
+
+def test_twenty_megabyte_attachment_arrives_intact(smtp_peer, workdir):
+    peer = smtp_peer()
+    d = Daemon(workdir, smtp_profile("relay", peer.port)).start()
+    try:
+        big = os.urandom(20 * 1024 * 1024)
+        a = _attach(workdir, "big.bin", big)
+        mid = d.enqueue("x@example.org", subject="Großer Anhang",
+                        extra=["--attach", a + ";name=Jahresbericht 2026 – groß.bin"])
+        os.unlink(a)
+        d.wait_states("sent", [mid], timeout=120)
+        [m] = peer.wait_for(1, timeout=30)
+        parts = _parts(m["message"])
+        assert _sha(parts["Jahresbericht 2026 – groß.bin"]) == _sha(big)
+    finally:
+        assert d.stop() == 0
+
+
+def test_ssl_profile_without_starttls_never_sends_password(smtp_peer, certs, workdir):
+    peer = smtp_peer(tls_mode="starttls", starttls=False, auth=("user", "TopSecret-123"),
+                     auth_plaintext=True, capture=True)
+    prof = smtp_profile("billing", peer.port, auth=("user", "TopSecret-123"),
+                        extra="CAFile = %s" % certs.ca)
+    d = Daemon(workdir, prof).start()
+    try:
+        mid = d.enqueue("kunde@example.org")
+        wait_for(lambda: d.lines_of("profile-suspended"), timeout=30, what="suspension")
+        line = d.lines_of("profile-suspended")[0]
+        assert "profile=billing" in line and "STARTTLS" in line
+        assert d.states()[mid] == "queued"
+        raw = peer.captured()
+        assert b"AUTH" not in raw.upper()
+        assert b"TopSecret" not in raw
+        import base64
+        assert base64.b64encode(b"\0user\0TopSecret-123") not in raw
+        assert "TopSecret" not in open(d.log, encoding="utf-8").read()
+        assert not peer.messages()
+        assert d.message(mid)["attempts"] == 0  # a profile fault burns no attempt
+    finally:
+        assert d.stop() == 0
+
+
+def test_rejected_recipient_fails_with_reply(smtp_peer, workdir):
+    peer = smtp_peer(reject_rcpt="nobody@example.org")
+    d = Daemon(workdir, smtp_profile("relay", peer.port)).start()
+    try:
+        bad = d.enqueue("nobody@example.org")
+        partial = d.enqueue(["nobody@example.org", "ok@example.org"])
+        d.wait_states(["failed", "sent"], [bad, partial], timeout=30)
+        assert d.states()[bad] == "failed"
+        shown = d.cli("show", str(bad), check=0).stdout
+        assert "550" in shown
+        assert d.states()[partial] == "sent"
+        [m] = peer.wait_for(1)
+        assert m["rcpt_tos"] == ["ok@example.org"]
+        rej = d.lines_of("rcpt-rejected")
+        assert len(rej) == 1 and "nobody@example.org" in rej[0] and "550" in rej[0]
+        assert any("550" in (a.get("reply") or "") for a in d.attempts(partial)
+                   if a["result"] == "rcpt-rejected")
+        failed = d.lines_of("failed")
+        assert len(failed) == 1 and "id=%d " % bad in failed[0] and "550" in failed[0]
+    finally:
+        assert d.stop() == 0
+
+
+def test_tempfail_twice_then_sent_on_third_attempt(smtp_peer, workdir):
+    peer = smtp_peer(tempfail_first=2, tempfail_stage="data")
+    d = Daemon(workdir, smtp_profile("relay", peer.port),
+               queue={"retry_min": "1s", "retry_max": "2s"}).start()
+    try:
+        mid = d.enqueue("a@example.org")
+        d.wait_states("sent", [mid], timeout=30)
+        atts = [a for a in d.attempts(mid) if a["result"] in ("sent", "deferred")]
+        assert [a["result"] for a in atts] == ["deferred", "deferred", "sent"]
+        assert "451" in atts[0]["reply"]
+        sent = d.lines_of("sent")[0]
+        assert "attempt=3" in sent
+        assert len(d.lines_of("deferred")) == 2
+    finally:
+        assert d.stop() == 0
+
+
+def test_peer_down_then_up_delivers_nothing_failed(smtp_peer, workdir):
+    peer = smtp_peer()
+    port = peer.port
+    peer.stop()
+    d = Daemon(workdir, smtp_profile("relay", port),
+               queue={"retry_min": "1s", "retry_max": "2s"}).start()
+    try:
+        ids = [d.enqueue("a%d@example.org" % i) for i in range(5)]
+        wait_for(lambda: d.lines_of("profile-suspended"), timeout=30, what="suspension")
+        assert all(s == "queued" for s in d.states().values())
+        peer.start(port=port)
+        d.wait_states("sent", ids, timeout=60)
+        assert not d.lines_of("failed")
+        assert len(peer.wait_for(5)) == 5
+    finally:
+        assert d.stop() == 0
+
+
+def test_slow_peer_does_not_slow_other_profile(smtp_peer, workdir):
+    slow = smtp_peer(data_delay=2)
+    fast = smtp_peer()
+    profiles = (smtp_profile("slow", slow.port, extra="MaxConnections = 1") +
+                smtp_profile("fast", fast.port))
+    d = Daemon(workdir, profiles, areas={"report": "slow", "invoice": "fast"}).start()
+    try:
+        slow_ids = [d.enqueue("s%d@example.org" % i, area="report") for i in range(3)]
+        fast_ids = [d.enqueue("f%d@example.org" % i, area="invoice") for i in range(30)]
+        fast.wait_for(30, timeout=30)
+        # All 30 fast messages are through while the slow peer (2 s per
+        # message, one connection) has accepted at most one of its three.
+        assert len(slow.messages()) <= 1
+        d.wait_states("sent", slow_ids + fast_ids, timeout=60)
+    finally:
+        assert d.stop() == 0
+
+
+def test_connection_reuse(smtp_peer, workdir):
+    peer = smtp_peer()
+    d = Daemon(workdir, smtp_profile("relay", peer.port, extra="MaxConnections = 4"),
+               daemon={"log_level": "info"})
+    from conftest import BUILD, run
+    run([os.path.join(BUILD, "bench", "enqueue_many"), d.spool, "1000", "invoice", "reuse"],
+        check=0, timeout=120)
+    d.start()
+    try:
+        d.wait_states("sent", timeout=120)
+        assert len(peer.wait_for(1000, timeout=30)) == 1000
+        conns = peer.connections()
+        assert conns <= 4 * 3, "1000 messages used %d connections" % conns
+    finally:
+        assert d.stop() == 0
+
+
+def test_garbage_sql_row_fails_and_daemon_goes_on(smtp_peer, workdir):
+    peer = smtp_peer()
+    d = Daemon(workdir, smtp_profile("relay", peer.port)).start()
+    try:
+        good1 = d.enqueue("ok1@example.org")
+        with d.db() as c:
+            c.execute("INSERT INTO messages (area, subject, body_text) VALUES "
+                      "('invoice', 'Evil\r\nBcc: victim@example.org', 'x')")
+            bad_subject = c.execute("SELECT last_insert_rowid()").fetchone()[0]
+            c.execute("INSERT INTO recipients (message_id, kind, address) VALUES (?, 'to', "
+                      "'a@example.org')", (bad_subject,))
+            c.execute("INSERT INTO messages (area, subject, body_text) VALUES "
+                      "('invoice', 'Bad address', 'x')")
+            bad_addr = c.execute("SELECT last_insert_rowid()").fetchone()[0]
+            c.execute("INSERT INTO recipients (message_id, kind, address) VALUES (?, 'to', "
+                      "'not an address')", (bad_addr,))
+            c.execute("INSERT INTO messages (area, subject, body_text) VALUES "
+                      "('invoice', 'No recipient', 'x')")
+            no_rcpt = c.execute("SELECT last_insert_rowid()").fetchone()[0]
+        good2 = d.enqueue("ok2@example.org")
+        d.wait_states(["sent", "failed"], [good1, bad_subject, bad_addr, no_rcpt, good2])
+        st = d.states()
+        assert st[good1] == st[good2] == "sent"
+        for bad in (bad_subject, bad_addr, no_rcpt):
+            assert st[bad] == "failed"
+            assert d.message(bad)["last_error"]
+        assert "victim" not in b"".join(m["raw"] for m in peer.wait_for(2)).decode()
+        assert d.proc.poll() is None
+    finally:
+        assert d.stop() == 0

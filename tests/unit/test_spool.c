@@ -1,0 +1,521 @@
+/* test_spool — the spool sources against real SQLite files in a private directory:
+ * creation (mode, WAL, version), enqueue/load round trip with attachment
+ * blobs, idempotent refs, nothing written on bad input, the daemon's
+ * claim/finish cycle, admin cancel/retry/purge, and refusal of newer,
+ * foreign, damaged and non-database files (left untouched). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "message.h"
+#include "sha256.h"
+#include "spool.h"
+#include "spool_admin.h"
+#include "spool_db.h" /* the connection, to simulate a full disk */
+#include "xmalloc.h"
+
+struct fx {
+    char dir[64];
+    char *db;
+    struct spool *sp;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = xcalloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/test_spool.XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    f->db = xasprintf("%s/spool.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    spool_close(f->sp);
+    char *cmd = xasprintf("rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", f->dir);
+    free(cmd);
+    free(f->db);
+    free(f);
+    return 0;
+}
+
+static struct spool *open_or_fail(const char *path, int flags)
+{
+    struct spool *sp = NULL;
+    struct err e = {0};
+    if (spool_open(path, flags, &sp, &e) != 0)
+        fail_msg("spool_open %s: %s", path, e.msg);
+    return sp;
+}
+
+static long long sql_int(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    sqlite3_stmt *st;
+    long long v = -1;
+    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(h));
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+static void sql_exec(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(h, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+    sqlite3_close(h);
+}
+
+static struct message *sample(const char *area, const char *ref)
+{
+    struct message *m = message_new();
+    struct err e = {0};
+    m->area = xstrdup(area);
+    m->ref = xstrdup_opt(ref);
+    m->subject = xstrdup("Rechnung 2026-0042");
+    m->text = xstrdup("Sehr geehrte Damen und Herren");
+    assert_int_equal(message_add_rcpt(m, RCPT_TO, "Bärbel Groß <b@example.org>", &e), 0);
+    assert_int_equal(message_add_rcpt(m, RCPT_BCC, "audit@example.org", &e), 0);
+    assert_int_equal(message_add_header(m, "X-Airport-Ref", "INV-42", &e), 0);
+    return m;
+}
+
+static int64_t enqueue_ok(struct spool *sp, const struct message *m, bool *existing)
+{
+    int64_t id = 0;
+    struct err e = {0};
+    if (spool_enqueue(sp, m, &id, existing, &e) != 0)
+        fail_msg("enqueue: %s", e.msg);
+    return id;
+}
+
+static void test_create(void **state)
+{
+    struct fx *f = *state;
+    f->sp = open_or_fail(f->db, SPOOL_PRODUCER);
+    struct stat st;
+    assert_int_equal(stat(f->db, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0660);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 1);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM meta WHERE key = 'instance' AND "
+                                    "length(value) = 32"),
+                     1);
+    /* A second opener (daemon) sees the same schema and does not redo it. */
+    struct spool *d = open_or_fail(f->db, SPOOL_DAEMON);
+    spool_close(d);
+}
+
+static void test_roundtrip(void **state)
+{
+    struct fx *f = *state;
+    f->sp = open_or_fail(f->db, SPOOL_PRODUCER);
+    char *path = xasprintf("%s/plan.pdf", f->dir);
+    size_t big = 300 * 1000 + 7; /* several chunks, odd tail */
+    unsigned char *bytes = xmalloc(big);
+    for (size_t i = 0; i < big; i++)
+        bytes[i] = (unsigned char)(i * 31 + 7);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(bytes, 1, big, fp), big);
+    fclose(fp);
+    struct message *m = sample("invoice", NULL);
+    struct msg_attachment *a = message_add_attachment(m);
+    a->path = xstrdup(path);
+    a->name = xstrdup("Plan.pdf");
+    a->content_type = xstrdup("application/pdf");
+    a = message_add_attachment(m);
+    a->data = (unsigned char *)xstrdup("a,b\n");
+    a->data_len = 4;
+    a->name = xstrdup("x.csv");
+    a->content_type = xstrdup("text/csv");
+    m->priority = 7;
+    int64_t id = enqueue_ok(f->sp, m, NULL);
+    message_free(m);
+    unlink(path); /* the spool holds its own copy */
+
+    struct message *l = NULL;
+    struct err e = {0};
+    assert_int_equal(spool_load(f->sp, id, &l, &e), 0);
+    assert_int_equal(message_validate(l, &e), 0);
+    assert_string_equal(l->area, "invoice");
+    assert_int_equal(l->priority, 7);
+    assert_null(l->message_id);
+    assert_int_equal(l->nrcpts, 2);
+    assert_string_equal(l->rcpts[0].name, "Bärbel Groß");
+    assert_int_equal(l->rcpts[1].kind, RCPT_BCC);
+    assert_int_equal(l->nhdrs, 1);
+    assert_int_equal(l->natts, 2);
+    assert_int_equal(l->atts[0].size, (int64_t)big);
+    char want[65];
+    sha256_hex(bytes, big, want);
+    assert_string_equal(l->atts[0].sha256, want);
+    /* Read back in odd-sized chunks and compare. */
+    unsigned char *got = xmalloc(big);
+    int64_t off = 0;
+    for (int guard = 0; guard < 1000; guard++) {
+        ssize_t n = spool_att_read(f->sp, &l->atts[0], off, got + off, 9999, &e);
+        assert_true(n >= 0);
+        if (n == 0)
+            break;
+        off += n;
+    }
+    assert_int_equal(off, (int64_t)big);
+    assert_memory_equal(got, bytes, big);
+    /* A size that does not match the blob is an error, not short data. */
+    l->atts[1].size = 5;
+    assert_true(spool_att_read(f->sp, &l->atts[1], 0, got, 10, &e) < 0);
+    assert_int_equal(e.code, EX_DATAERR);
+    message_free(l);
+    free(got);
+    free(bytes);
+    free(path);
+    assert_int_equal(spool_load(f->sp, 999, &l, &e), -1);
+    assert_int_equal(e.code, EX_NOINPUT);
+}
+
+static void test_ref_and_bad_input(void **state)
+{
+    struct fx *f = *state;
+    f->sp = open_or_fail(f->db, SPOOL_PRODUCER);
+    struct message *m = sample("invoice", "inv-42");
+    bool existing = true;
+    int64_t id1 = enqueue_ok(f->sp, m, &existing);
+    assert_false(existing);
+    int64_t id2 = enqueue_ok(f->sp, m, &existing);
+    assert_true(existing);
+    assert_int_equal(id1, id2);
+    /* Same ref, other area: a different message. */
+    free(m->area);
+    m->area = xstrdup("report");
+    assert_true(enqueue_ok(f->sp, m, &existing) != id1);
+    message_free(m);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM messages"), 2);
+
+    /* Bad subject: nothing written. */
+    m = sample("invoice", NULL);
+    free(m->subject);
+    m->subject = xstrdup("x\r\nBcc: evil@example.org");
+    int64_t id = 5;
+    struct err e = {0};
+    assert_int_equal(spool_enqueue(f->sp, m, &id, NULL, &e), -1);
+    assert_int_equal(e.code, EX_DATAERR);
+    message_free(m);
+    /* Missing attachment after a good one: nothing written. */
+    m = sample("invoice", NULL);
+    struct msg_attachment *a = message_add_attachment(m);
+    a->data = (unsigned char *)xstrdup("ok");
+    a->data_len = 2;
+    a->name = xstrdup("ok.txt");
+    a = message_add_attachment(m);
+    a->path = xasprintf("%s/missing.pdf", f->dir);
+    a->name = xstrdup("missing.pdf");
+    assert_int_equal(spool_enqueue(f->sp, m, &id, NULL, &e), -1);
+    assert_int_equal(e.code, EX_NOINPUT);
+    assert_non_null(strstr(e.msg, "missing.pdf"));
+    message_free(m);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM messages"), 2);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM attachments"), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM recipients"), 4);
+}
+
+static void finish(struct spool *sp, int64_t id, enum msg_state s, int64_t next, const char *res)
+{
+    struct spool_attempt at = {0, "billing", "smtp", res, "250 2.0.0 Ok", 12};
+    struct err e = {0};
+    if (spool_finish(sp, id, s, next, true, s == MSG_SENT ? NULL : "451 later", &at, 1, &e) != 0)
+        fail_msg("finish: %s", e.msg);
+}
+
+static void test_daemon_cycle(void **state)
+{
+    struct fx *f = *state;
+    struct spool *p = open_or_fail(f->db, SPOOL_PRODUCER);
+    f->sp = open_or_fail(f->db, SPOOL_DAEMON);
+    struct message *m = sample("invoice", NULL);
+    int64_t low = enqueue_ok(p, m, NULL);
+    m->priority = 9;
+    int64_t high = enqueue_ok(p, m, NULL);
+    m->not_before = 4000000000LL;
+    int64_t later = enqueue_ok(p, m, NULL);
+    free(m->area);
+    m->area = xstrdup("border");
+    m->not_before = 0;
+    m->priority = 0;
+    int64_t border = enqueue_ok(p, m, NULL);
+    message_free(m);
+    spool_close(p);
+
+    struct spool_due *d;
+    size_t n;
+    struct err e = {0};
+    const char *skip[] = {"border"};
+    assert_int_equal(spool_due(f->sp, 1000000000000LL / 1000, skip, 1, 10, &d, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(d[0].id, high); /* priority first */
+    assert_int_equal(d[1].id, low);
+    spool_due_free(d, n);
+    assert_int_equal(spool_due(f->sp, 2000000000LL, NULL, 0, 10, &d, &n, &e), 0);
+    assert_int_equal(n, 3);
+    spool_due_free(d, n);
+    /* Expiry candidates: created before a cut-off, or past their own expiry. */
+    sql_exec(f->db, "UPDATE messages SET created = 500 WHERE id = 1;"
+                    "UPDATE messages SET expires = 900 WHERE id = 4;");
+    assert_int_equal(spool_expiry_candidates(f->sp, 1000, 600, 10, &d, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(d[0].id, low);
+    assert_int_equal(d[0].created, 500);
+    assert_int_equal(d[1].id, border);
+    assert_int_equal(d[1].expires, 900);
+    assert_string_equal(d[1].area, "border");
+    spool_due_free(d, n);
+    assert_int_equal(spool_expiry_candidates(f->sp, 800, 400, 10, &d, &n, &e), 0);
+    assert_int_equal(n, 0);
+    spool_due_free(d, n);
+    int64_t when = -1;
+    assert_int_equal(spool_next_due(f->sp, &when, &e), 0);
+    assert_true(when > 0);
+
+    assert_int_equal(spool_claim(f->sp, high, &e), 1);
+    assert_int_equal(spool_claim(f->sp, high, &e), 0); /* already claimed */
+    finish(f->sp, high, MSG_QUEUED, 4100000000LL, "deferred");
+    assert_int_equal(sql_int(f->db, "SELECT attempts FROM messages WHERE id = 2"), 1);
+    assert_int_equal(spool_claim(f->sp, high, &e), 1);
+    finish(f->sp, high, MSG_SENT, 0, "sent");
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM attempts WHERE message_id = 2"), 2);
+    assert_int_equal(sql_int(f->db, "SELECT last_error IS NULL FROM messages WHERE id = 2"), 1);
+
+    /* Cancel wins over a later claim; a claimed message survives a restart. */
+    assert_int_equal(spool_admin_cancel(f->sp, low, &e), 0);
+    assert_int_equal(spool_claim(f->sp, low, &e), 0);
+    assert_int_equal(spool_claim(f->sp, border, &e), 1);
+    assert_int_equal(spool_admin_cancel(f->sp, border, &e), -1);
+    assert_int_equal(e.code, EX_TEMPFAIL);
+    int64_t *ids;
+    assert_int_equal(spool_requeue_sending(f->sp, &ids, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], border);
+    free(ids);
+
+    struct spool_counts c;
+    assert_int_equal(spool_counts(f->sp, &c, &e), 0);
+    assert_int_equal(c.queued, 2);
+    assert_int_equal(c.sent, 1);
+    assert_int_equal(c.cancelled, 1);
+    assert_true(c.oldest_queued > 0);
+    (void)later;
+}
+
+static void test_daemon_tables(void **state)
+{
+    struct fx *f = *state;
+    f->sp = open_or_fail(f->db, SPOOL_DAEMON);
+    struct err e = {0};
+    assert_int_equal(spool_heartbeat(f->sp, 123, 1000, 1005, &e), 0);
+    assert_int_equal(spool_heartbeat(f->sp, 123, 1000, 1010, &e), 0);
+    struct spool_daemon_row dr;
+    assert_int_equal(spool_admin_daemon(f->sp, &dr, &e), 0);
+    assert_int_equal(dr.present, 1);
+    assert_int_equal(dr.pid, 123);
+    assert_int_equal(dr.heartbeat, 1010);
+    struct spool_profile_state ps[2] = {
+        {"billing", "smtp", 10, 0, NULL, 0, 0, 0},
+        {"ppr", "graph", 0, 20, "AADSTS7000222", 30, 40, 50},
+    };
+    assert_int_equal(spool_profiles_put(f->sp, ps, 2, &e), 0);
+    assert_int_equal(spool_profiles_put(f->sp, ps + 1, 1, &e), 0); /* replaces */
+    struct spool_profile_row *pr;
+    size_t n;
+    assert_int_equal(spool_admin_profiles(f->sp, &pr, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(pr[0].name, "ppr");
+    assert_string_equal(pr[0].last_error, "AADSTS7000222");
+    assert_int_equal(pr[0].secret_expires, 50);
+    spool_admin_profiles_free(pr, n);
+}
+
+static void test_admin(void **state)
+{
+    struct fx *f = *state;
+    f->sp = open_or_fail(f->db, SPOOL_PRODUCER);
+    struct message *m = sample("invoice", NULL);
+    for (int i = 0; i < 4; i++)
+        enqueue_ok(f->sp, m, NULL);
+    message_free(m);
+    sql_exec(f->db, "UPDATE messages SET state = 'failed', attempts = 3, updated = 100"
+                    " WHERE id IN (1, 2);"
+                    "UPDATE messages SET state = 'sent', updated = 100 WHERE id = 3;");
+    struct err e = {0};
+    assert_int_equal(spool_admin_retry(f->sp, 1, &e), 0);
+    assert_int_equal(sql_int(f->db, "SELECT state = 'queued' AND attempts = 0 FROM messages "
+                                    "WHERE id = 1"),
+                     1);
+    assert_int_equal(spool_admin_retry(f->sp, 3, &e), -1);
+    assert_int_equal(e.code, EX_DATAERR);
+    assert_int_equal(spool_admin_retry(f->sp, 77, &e), -1);
+    assert_int_equal(e.code, EX_NOINPUT);
+    int64_t n = 0;
+    assert_int_equal(spool_admin_retry_failed(f->sp, "report", &n, &e), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(spool_admin_retry_failed(f->sp, NULL, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(spool_admin_purge(f->sp, 1000, &n, &e), 0);
+    assert_int_equal(n, 1); /* only the sent one; queued ones stay */
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM messages"), 3);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM recipients WHERE message_id = 3"), 0);
+    int64_t id;
+    assert_int_equal(spool_admin_find_ref(f->sp, NULL, "nope", &id, &e), -1);
+    assert_int_equal(e.code, EX_NOINPUT);
+}
+
+static void write_file(const char *path, const void *data, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    fclose(fp);
+}
+
+static void assert_refused(const char *path, int flags, int code)
+{
+    struct spool *sp = NULL;
+    struct err e = {0};
+    assert_int_equal(spool_open(path, flags, &sp, &e), -1);
+    assert_null(sp);
+    if (e.code != code)
+        fail_msg("%s: code %d, wanted %d: %s", path, e.code, code, e.msg);
+    assert_non_null(strstr(e.msg, path));
+    if (getenv("TEST_SPOOL_VERBOSE"))
+        fprintf(stderr, "refused: %s\n", e.msg);
+}
+
+static void test_refusals(void **state)
+{
+    struct fx *f = *state;
+    /* Not a database: refused, contents unchanged. */
+    char junk[8192];
+    memset(junk, 'x', sizeof junk);
+    write_file(f->db, junk, sizeof junk);
+    assert_refused(f->db, SPOOL_PRODUCER, EX_IOERR);
+    assert_refused(f->db, SPOOL_DAEMON, EX_IOERR);
+    FILE *fp = fopen(f->db, "rb");
+    char back[8192];
+    assert_int_equal(fread(back, 1, sizeof back, fp), sizeof back);
+    fclose(fp);
+    assert_memory_equal(back, junk, sizeof junk);
+    unlink(f->db);
+    /* Another application's database. */
+    sql_exec(f->db, "CREATE TABLE customers (id INTEGER PRIMARY KEY)");
+    assert_refused(f->db, SPOOL_PRODUCER, EX_IOERR);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'messages'"),
+                     0);
+    unlink(f->db);
+    /* A newer schema. */
+    spool_close(open_or_fail(f->db, SPOOL_PRODUCER));
+    sql_exec(f->db, "PRAGMA user_version = 2");
+    assert_refused(f->db, SPOOL_DAEMON, EX_DATAERR);
+    assert_refused(f->db, SPOOL_PRODUCER, EX_DATAERR);
+    /* Read-only never creates. */
+    char *missing = xasprintf("%s/none.db", f->dir);
+    assert_refused(missing, SPOOL_READONLY, EX_NOINPUT);
+    assert_int_equal(access(missing, F_OK), -1);
+    free(missing);
+    /* A directory that does not exist: cannot create. */
+    char *nodir = xasprintf("%s/no/such/dir/spool.db", f->dir);
+    assert_refused(nodir, SPOOL_PRODUCER, EX_CANTCREAT);
+    free(nodir);
+}
+
+static void test_damaged(void **state)
+{
+    struct fx *f = *state;
+    struct spool *sp = open_or_fail(f->db, SPOOL_PRODUCER);
+    struct message *m = sample("invoice", NULL);
+    for (int i = 0; i < 200; i++)
+        enqueue_ok(sp, m, NULL);
+    message_free(m);
+    spool_close(sp);
+    /* Scribble over the interior of an index page; the header stays intact. */
+    struct stat st;
+    assert_int_equal(stat(f->db, &st), 0);
+    assert_true(st.st_size > 8 * 4096);
+    FILE *fp = fopen(f->db, "r+b");
+    char junk[3000];
+    memset(junk, 0x5a, sizeof junk);
+    for (long pg = 2; pg * 4096 < st.st_size; pg += 2) {
+        fseek(fp, pg * 4096 + 100, SEEK_SET);
+        fwrite(junk, 1, sizeof junk, fp);
+    }
+    fclose(fp);
+    assert_refused(f->db, SPOOL_DAEMON, EX_IOERR);
+    assert_int_equal(stat(f->db, &st), 0);
+    assert_true(st.st_size > 8 * 4096); /* not emptied */
+}
+
+static void test_disk_full(void **state)
+{
+    struct fx *f = *state;
+    f->sp = open_or_fail(f->db, SPOOL_PRODUCER);
+    struct message *m = sample("invoice", NULL);
+    enqueue_ok(f->sp, m, NULL);
+    /* SQLite reports SQLITE_FULL when the file may not grow: as on a full disk. */
+    assert_int_equal(sqlite3_exec(f->sp->db, "PRAGMA max_page_count = 40", NULL, NULL, NULL),
+                     SQLITE_OK);
+    struct msg_attachment *a = message_add_attachment(m);
+    a->data_len = 1024 * 1024;
+    a->data = xcalloc(1, a->data_len);
+    a->name = xstrdup("big.bin");
+    int64_t id = 0;
+    struct err e = {0};
+    assert_int_equal(spool_enqueue(f->sp, m, &id, NULL, &e), -1);
+    assert_int_equal(e.code, EX_IOERR);
+    assert_non_null(strstr(e.msg, "disk is full"));
+    assert_int_equal(id, 0);
+    message_free(m);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM messages"), 1);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM attachments"), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM recipients"), 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ref_and_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_cycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_daemon_tables, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
+}
