@@ -195,7 +195,8 @@ void delivery_finish(struct delivery *dl, const struct outcome *o)
         if (o->maybe_delivered)
             log_event(d->log, LL_WARN, "possible-duplicate", "id=%lld area=%q profile=%q reason=%q",
                       (long long)dl->id, m->area, dl->p->name, o->reason);
-        delivery_defer(dl, now_s_wall() + delay, true, o->reason, "deferred");
+        /* Rounded up: a Retry-After of 3 s never becomes 2.1 s. */
+        delivery_defer(dl, (now_ms_wall() + 999) / 1000 + delay, true, o->reason, "deferred");
         break;
     }
     case OUT_ABORTED:
@@ -220,6 +221,7 @@ static void delivery_smtp_done(struct smtp_job *job, void *arg)
         .stage = job->stage,
         .data_sent = job->data_sent,
         .aborted = job->aborted,
+        .msg_err = job->msg_err,
         .anonymous = dl->p->transport == TRANSPORT_SMTP_ANON,
         .profile = dl->p->name,
         .host = dl->p->smtp_host,

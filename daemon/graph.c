@@ -165,6 +165,8 @@ static void run_req_done(struct graph_req *req)
 {
     struct graph_run *r = req->owner;
     slot_release(r);
+    if (r->state == RS_DONE)
+        return; /* aborted while its failed start waited in the deferred list */
     graph_send_response(r);
 }
 

@@ -38,6 +38,7 @@ enum graph_method { GM_GET = 0, GM_POST, GM_PUT, GM_DELETE };
 struct graph_tls {
     const char *ca_file; /* CAFile or NULL */
     bool verify;         /* TLSVerify */
+    bool allow_http;     /* the configuration names a plain http:// loopback endpoint */
 };
 
 /* One HTTP request. Everything curl does not copy (URL is copied, but the
@@ -153,6 +154,7 @@ struct graph_tok {
     /* what a token request needs, copied: the profile may be freed by a reload */
     char *client, *tenant, *secret, *authority, *graph_host, *ca_file;
     bool tls_verify;
+    bool allow_http; /* config allows http:// on loopback only (tests, local proxies) */
 
     char *access_token; /* NULL when none; never logged */
     unsigned gen;       /* bumped by every new token */
@@ -212,8 +214,9 @@ struct graph_run {
     char *upload_url; /* pre-authenticated: a secret */
     struct graph_req *req;
     bool retried_401, restarted_upload;
-    bool slot; /* holds one of its application's GRAPH_MAX_INFLIGHT slots */
-    int tries;
+    bool slot;  /* holds one of its application's GRAPH_MAX_INFLIGHT slots */
+    int tries;  /* GS_DEL_SENT attempts */
+    int chunks; /* PUTs for the current attachment: bounded */
     struct event *ev_delay;
     int64_t started_ms;
     struct graph_run *prev, *next; /* g->runs */

@@ -285,6 +285,7 @@ static void step_next_att(struct graph_run *r)
         }
         if (r->plan[r->att] == GA_UPLOAD) {
             r->off = 0;
+            r->chunks = 0;
             r->restarted_upload = false;
             step_upload_session(r);
             return;
@@ -367,6 +368,11 @@ static void chunk_response(struct graph_run *r)
     if (q->status == 201 || next >= a->size) {
         r->att++;
         step_next_att(r);
+        return;
+    }
+    /* The server names where to go on; one that never advances is not followed forever. */
+    if (++r->chunks > 2 * (a->size / GRAPH_CHUNK + 2)) {
+        fail_local(r, CURLE_WEIRD_SERVER_REPLY, 0, NULL, "the upload session does not advance");
         return;
     }
     r->off = next;

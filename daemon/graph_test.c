@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* Attachment bytes of a test message (producer side: data or path). */
@@ -196,7 +197,9 @@ int graph_test(const struct profile *p, const struct message *msg, FILE *out)
         s[-1] = '\0';
     for (char *s = t.graph_host + strlen(t.graph_host); s > t.graph_host && s[-1] == '/'; s--)
         s[-1] = '\0';
-    struct graph_tls tls = {p->ca_file, p->tls_verify};
+    struct graph_tls tls = {p->ca_file, p->tls_verify,
+                            strncasecmp(t.authority, "http://", 7) == 0 ||
+                                strncasecmp(t.graph_host, "http://", 7) == 0};
     if (!p->tls_verify)
         fprintf(out, "warning: TLSVerify = no: server certificates are not checked\n");
     int rc = EX_TEMPFAIL;

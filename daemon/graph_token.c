@@ -16,6 +16,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 static void wipe_str(char *s)
@@ -72,6 +73,8 @@ struct graph_tok *graph_token_get(struct graph *g, const struct profile *p)
         strip_slash(p->m365_graph_host ? p->m365_graph_host : "https://graph.microsoft.com");
     t->ca_file = xstrdup_opt(p->ca_file);
     t->tls_verify = p->tls_verify;
+    t->allow_http = strncasecmp(t->authority, "http://", 7) == 0 ||
+                    strncasecmp(t->graph_host, "http://", 7) == 0;
     t->next = *head;
     *head = t;
     return t;
@@ -95,6 +98,7 @@ void graph_token_tls(const struct graph_tok *t, struct graph_tls *tls)
 {
     tls->ca_file = t->ca_file;
     tls->verify = t->tls_verify;
+    tls->allow_http = t->allow_http;
 }
 
 char *graph_token_url(const struct graph_tok *t)

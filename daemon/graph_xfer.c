@@ -192,7 +192,8 @@ int graph_req_prepare(struct graph_req *r, const struct graph_tls *tls, const ch
     curl_easy_setopt(c, CURLOPT_URL, r->url);
     curl_easy_setopt(c, CURLOPT_PRIVATE, r);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+    /* https only, unless the configuration names a loopback http:// endpoint */
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, tls && tls->allow_http ? "https,http" : "https");
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, GRAPH_CONNECT_TIMEOUT);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 static void outcome_set(struct outcome *o, enum outcome_kind k, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -81,6 +82,10 @@ void outcome_classify_smtp(const struct smtp_result *r, struct outcome *o)
     if (r->aborted || r->curl_code == CURLE_ABORTED_BY_CALLBACK) {
         outcome_set(o, OUT_ABORTED, "transfer aborted by shutdown");
         o->maybe_delivered = r->data_sent;
+        return;
+    }
+    if (r->msg_err == EX_DATAERR) {
+        outcome_set(o, OUT_PERMFAIL, "message cannot be sent as it is: %s", err);
         return;
     }
     switch (r->curl_code) {

@@ -39,6 +39,7 @@ struct smtp_result {
     int stage; /* enum smtp_stage */
     bool data_sent;
     bool aborted;
+    int msg_err;    /* sysexits code when the message itself could not be sent */
     bool anonymous; /* SMTPAuthReq = NIL */
     const char *profile;
     const char *host;

@@ -44,7 +44,7 @@ static void sched_arm(struct daemon *d, int64_t mono)
     int64_t when = 0;
     struct err e = {0};
     if (spool_next_due(d->spool, &when, &e) == 0 && when > 0) {
-        int64_t ms = (when - now_s_wall()) * 1000;
+        int64_t ms = when * 1000 - now_ms_wall();
         /* Due now but blocked: the profile slots below decide; poll gently. */
         wait = ms > 0 ? (ms < wait ? ms : wait) : 1000;
     }

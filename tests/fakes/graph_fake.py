@@ -25,6 +25,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -115,6 +116,7 @@ class Handler(BaseHTTPRequestHandler):
     # ---- connection-level helpers ------------------------------------------------
     def _hangup(self, reset):
         """Closes without a response: FIN ("drop") or RST ("reset")."""
+        self._release()
         self.close_connection = True
         if reset:
             try:
@@ -164,6 +166,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(n), None
 
     def _send(self, req, resp, graph_ids=True):
+        self._release()
         self.send_response(resp.status)
         for k, v in resp.headers:
             self.send_header(k, v)
@@ -190,13 +193,20 @@ class Handler(BaseHTTPRequestHandler):
                  "tls": tls, "headers": dict(self.headers.items())}
         keys = self._inflight_keys(endpoint, params)
         fake.enter(keys)
+        self._in_flight = keys
         try:
-            resp = self._handle(fake, endpoint, params, tls, entry)
+            self._handle(fake, endpoint, params, tls, entry)
         finally:
-            fake.leave(keys)
+            self._release()
             entry["t_end"] = time.time()
             fake.log_request(entry)
-        return resp
+
+    def _release(self):
+        """Ends the request's in-flight count; called before the first byte of the
+        answer leaves, so a client's next request never overlaps this one."""
+        keys, self._in_flight = getattr(self, "_in_flight", None), None
+        if keys:
+            self.server.fake.leave(keys)
 
     def _inflight_keys(self, endpoint, params):
         state = self.server.fake
@@ -254,7 +264,7 @@ class Handler(BaseHTTPRequestHandler):
             if resp is None:
                 resp = self._delay_and_limit(fake, req, endpoint)
             if resp is None:
-                resp = route(fake, req)
+                resp = _route_safely(fake, req)
         if resp is not None and resp.action:
             entry["status"] = resp.action
             return self._hangup(reset=resp.action == "reset")
@@ -311,6 +321,15 @@ def _hold(fake, flag, delay):
     deadline = time.monotonic() + 60.0
     while fake.settings[flag] and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def _route_safely(state, req):
+    """route(), with a bug in the fake answered as 500 and logged with its traceback."""
+    try:
+        return route(state, req)
+    except Exception:  # noqa: BLE001 - the traceback goes to the fake's log
+        traceback.print_exc()
+        return graph_error(req, 500, "InternalServerError", "graph_fake bug; see its log.")
 
 
 def route(state, req):

@@ -98,6 +98,9 @@ class State:
         self.state_dir = state_dir
         self.msg_dir = os.path.join(state_dir, "messages")
         os.makedirs(self.msg_dir, exist_ok=True)
+        # A restarted fake (same state dir) continues the numbering on disk.
+        self.msg_seq = max([int(n[:6]) for n in os.listdir(self.msg_dir)
+                            if n[:6].isdigit() and n.endswith(".json")] or [0])
         self.settings = dict(DEFAULT_SETTINGS)
         self.tenants = set()
         self.apps = {}
@@ -256,7 +259,8 @@ class State:
     def record_message(self, record, raw_request, attachments):
         """Persists one delivered message: NNNNNN.json, .request.json, .att-K.bin."""
         with self.lock:
-            seq = len(self.received) + 1
+            self.msg_seq += 1
+            seq = self.msg_seq
             base = os.path.join(self.msg_dir, "%06d" % seq)
             if raw_request is not None:
                 _write(base + ".request.json", raw_request)

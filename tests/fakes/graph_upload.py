@@ -110,6 +110,9 @@ def upload_put(state, req, sid):
         return graph_error(req, 400, "invalidRequest",
                            "Do not specify an Authorization request header for the "
                            "pre-authenticated upload URL.")
+    if not req.headers.get("Content-Type", "").lower().startswith("application/octet-stream"):
+        return graph_error(req, 400, "invalidRequest",
+                           "Content-Type must be application/octet-stream.")
     m = RANGE_RE.match(req.headers.get("Content-Range", "").strip())
     if not m:
         return graph_error(req, 400, "invalidRequest",

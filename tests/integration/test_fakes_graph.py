@@ -363,8 +363,11 @@ def test_draft_with_small_and_large_attachment_immutable_id(graph_fake):
     assert st == 416 and e["error"]["innerError"]["code"] == "fragmentOutOfOrder"
     st, hdrs, _, e = upload(c, url, data, 0, 327679, size + 1)
     assert st == 400 and e["error"]["innerError"]["code"] == "fragmentLengthMismatch"
-    st, _, _, e = c.call("PUT", url, data[:10], {"Content-Length": "10"})
+    st, _, _, e = c.call("PUT", url, data[:10], {"Content-Length": "10",
+                                                 "Content-Type": "application/octet-stream"})
     assert st == 400 and "Content-Range" in e["error"]["message"]
+    st, _, _, e = upload(c, url, data, 0, 327679, size, {"Content-Type": "text/plain"})
+    assert st == 400 and "octet-stream" in e["error"]["message"]
     # in order: 10 x 320 KiB, then the rest
     first = 10 * 327680
     st, hdrs, body, r = upload(c, url, data, 0, first - 1, size)
@@ -556,6 +559,24 @@ def test_keep_alive_plain_control_and_persistence(graph_fake, certs):
     assert json.loads(plain.getresponse().read())["ok"] is True
     graph_fake.kill()
     assert [m["kind"] for m in graph_fake.messages()] == ["sendMail"] * 3
+
+
+def test_stop_and_restart_on_the_same_port_keeps_configuration(graph_fake):
+    graph_fake.settings(token_lifetime=77)
+    c = Client(graph_fake)
+    assert c.call("POST", c.user("/sendMail"), {"message": message()}, c.bearer())[0] == 202
+    port = graph_fake.port
+    assert graph_fake.stop() == 0 and not graph_fake.alive
+    graph_fake.restart()
+    assert graph_fake.port == port
+    c = Client(graph_fake)
+    st, _, _, doc = c.token()
+    assert st == 200 and doc["expires_in"] == 77
+    assert graph_fake.state()["messages"] == 0 and len(graph_fake.messages()) == 1
+    assert c.call("POST", c.user("/sendMail"), {"message": message(subject="2")},
+                  c.bearer())[0] == 202
+    assert [(m["seq"], m["message"]["subject"]) for m in graph_fake.messages()] == [
+        (1, message()["subject"]), (2, "2")]
 
 
 def test_wrong_certificate_is_refused_by_a_verifying_client(graph_fake_factory, certs):

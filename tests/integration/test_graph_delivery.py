@@ -232,8 +232,19 @@ def test_large_attachments_draft_upload_send(graph_fake, certs, tmp_path, daemon
         ids.append(d.enqueue("kunde@example.org", subject="Groß %d 📦" % i, area="ppr",
                              extra=["--attach", "%s;name=Archiv %d.bin" % (path, i),
                                     "--attach", "%s;name=klein.bin" % (tmp_path / "small.bin")]))
-    d.wait_states("sent", ids, timeout=120)
-    recs = sorted(graph_fake.wait_for_messages(3), key=lambda r: r["message"]["subject"])
+    # Two 2 MB attachments: together over 4 MB, each under 3 MB (no upload session):
+    # one rides in the draft, the other is posted to the draft's attachments.
+    twos = [write_random(str(tmp_path / ("two%d.bin" % k)), 2000000, 20 + k) for k in range(2)]
+    mixed = d.enqueue("kunde@example.org", subject="Zwei 📎", area="ppr",
+                      extra=["--attach", str(tmp_path / "two0.bin"),
+                             "--attach", str(tmp_path / "two1.bin")])
+    d.wait_states("sent", ids + [mixed], timeout=120)
+    recs = sorted(graph_fake.wait_for_messages(4), key=lambda r: r["message"]["subject"])
+    two = recs.pop()
+    assert two["kind"] == "draft" and two["message"]["subject"] == "Zwei 📎"
+    assert sorted((a["name"], a["via"]) for a in two["attachments"]) == [
+        ("two0.bin", "inline"), ("two1.bin", "post")]
+    assert [a["data"] for a in sorted(two["attachments"], key=lambda a: a["name"])] == twos
     for i, rec in enumerate(recs):
         assert rec["kind"] == "draft" and rec["immutable_id"]
         assert rec["message"]["subject"] == "Groß %d 📦" % i
@@ -247,7 +258,7 @@ def test_large_attachments_draft_upload_send(graph_fake, certs, tmp_path, daemon
     assert all("Authorization" not in r["headers"] for r in puts)
     assert all(r["status"] in (200, 201) for r in puts)
     assert graph_fake.drafts() == []
-    assert len(graph_fake.sent_items()) == 3  # 365SaveToSentItems = yes (default)
+    assert len(graph_fake.sent_items()) == 4  # 365SaveToSentItems = yes (default)
     assert all(d.message(i)["draft_id"] is None for i in ids)
 
 
@@ -364,31 +375,33 @@ def test_rate_limit_thirty_per_minute(graph_fake, certs, tmp_path, daemons):
 
 def test_expired_secret_suspends_until_reload(graph_fake, certs, tmp_path, daemons):
     graph_fake.update_app(secret_expired=True)
-    profile = graph_profile(graph_fake, certs)
-    d = start_daemon(daemons, tmp_path, profile, queue={"retry_min": "2s", "retry_max": "4s"})
+    graph_fake.hold(graph=False, token=True)  # token requests wait until released
+    queue = {"retry_min": "30s", "retry_max": "60s"}
+    d = start_daemon(daemons, tmp_path, graph_profile(graph_fake, certs, extra="MaxConnections = 8"),
+                     queue=queue)
     ids = enqueue_many(d, 5)
-    wait_for(lambda: d.lines_of("profile-suspended"), what="profile-suspended")
-    wait_for(lambda: all(d.message(i)["last_error"] for i in ids), what="all deferred")
+    d.wait_states("sending", ids)  # all five wait for the one token request
+    assert len(graph_fake.token_requests()) == 0
+    graph_fake.hold(graph=False, token=False)
+    wait_for(lambda: all(d.message(i)["state"] == "queued" for i in ids), what="all deferred")
     for i in ids:
         row = d.message(i)
-        assert row["state"] in ("queued", "sending") and row["attempts"] == 0
-        assert "AADSTS7000222" in row["last_error"]
-    suspended = d.lines_of("profile-suspended")
-    assert "Certificates & secrets" in suspended[0] and "365Secret" in suspended[0]
-    # Once per suspension: every failed token request suspended the profile once.
-    failed_tokens = [t for t in graph_fake.token_requests() if not t["ok"]]
-    assert all(t["error_code"] == 7000222 for t in failed_tokens)
-    assert len(d.lines_of("profile-suspended")) <= len(failed_tokens)
+        assert row["attempts"] == 0 and "AADSTS7000222" in row["last_error"]
+    [tok] = graph_fake.token_requests()
+    assert not tok["ok"] and tok["error_code"] == 7000222
+    [suspended] = d.lines_of("profile-suspended")  # once for this suspension
+    assert "Certificates & secrets" in suspended and "365Secret" in suspended
+    assert "profile=ppr" in suspended
     assert not graph_fake.messages()
-    # The administrator renews the secret and reloads.
+    # The administrator renews the secret and reloads: the profile resumes at once.
     graph_fake.update_app(secret=NEW_SECRET, secret_expired=False)
-    d.write_config(graph_profile(graph_fake, certs, secret=NEW_SECRET),
-                   queue={"retry_min": "2s", "retry_max": "4s"},
-                   daemon={"max_connections": "16"})
+    d.write_config(graph_profile(graph_fake, certs, secret=NEW_SECRET, extra="MaxConnections = 8"),
+                   queue=queue, daemon={"max_connections": "16"})
     d.signal(signal.SIGHUP)
-    d.wait_states("sent", ids, timeout=60)
-    assert not any(st == "failed" for st in d.states().values())
+    d.wait_states("sent", ids, timeout=20)
+    assert len(d.lines_of("profile-suspended")) == 1
     assert d.lines_of("profile-resumed")
+    assert [t["ok"] for t in graph_fake.token_requests()] == [False, True]
     assert_no_secrets_in_log(d, graph_fake)
 
 

@@ -107,6 +107,19 @@ static const struct graph_case graph_cases[] = {
     {"graph bad cert", CURLE_PEER_FAILED_VERIFICATION, 0, NULL, 0, false, false, 0, OUT_PROFILE, "TLS"},
 };
 
+static void test_smtp_message_error(void **state)
+{
+    (void)state;
+    struct smtp_result r = {.curl_code = CURLE_READ_ERROR, .msg_err = 65, .error = "bare LF",
+                            .stage = SMTP_STAGE_DATA, .profile = "p", .host = "h"};
+    struct outcome o;
+    outcome_classify_smtp(&r, &o);
+    assert_int_equal(o.kind, OUT_PERMFAIL);
+    r.msg_err = 74; /* I/O reading the spool: try again */
+    outcome_classify_smtp(&r, &o);
+    assert_int_equal(o.kind, OUT_TEMPFAIL);
+}
+
 static void test_graph_table(void **state)
 {
     (void)state;
@@ -151,6 +164,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_smtp_table),
+        cmocka_unit_test(test_smtp_message_error),
         cmocka_unit_test(test_graph_table),
         cmocka_unit_test(test_backoff),
     };
