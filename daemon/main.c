@@ -149,6 +149,10 @@ static int main_start(struct daemon *d, struct config *cfg, bool verbose)
     sched_init(d);
     lifecycle_setup(d, &e);
     profstate_sync(d);
+    /* `mailspool status` sees the daemon and its profiles from the first moment. */
+    if (spool_heartbeat(d->spool, (long)getpid(), d->started, now_s_wall(), &e) != 0)
+        log_event(d->log, LL_WARN, "spool", "op=heartbeat reason=%q", e.msg);
+    profstate_publish(d);
     for (size_t i = 0; i < cfg->nprofiles; i++)
         if (!cfg->profiles[i].tls_verify)
             log_event(d->log, LL_WARN, "config-warning", "profile=%q text=%q",

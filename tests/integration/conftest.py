@@ -24,6 +24,10 @@ pytest_plugins = [p[:-3] for p in sorted(os.listdir(HERE))
                   if p.startswith("fixtures_") and p.endswith(".py")]
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a test that needs a minute of schedule")
+
+
 def run(args, input=None, env=None, timeout=60, check=None):
     """Runs a command, returns CompletedProcess with text stdout/stderr."""
     e = dict(os.environ)
