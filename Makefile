@@ -43,7 +43,8 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  ?= $(OPT)
 ALL_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC -MMD -MP \
 	-I. -Icommon -Ispool -Idaemon $(PKG_CFLAGS) $(SANFLAGS) \
-	-DMAILSPOOL_VERSION='"$(VERSION)"' -DSYSCONFDIR='"$(SYSCONFDIR)"' $(CFLAGS)
+	-DMAILSPOOL_VERSION='"$(VERSION)"' -DSYSCONFDIR='"$(SYSCONFDIR)"' \
+	-DSBINDIR='"$(SBINDIR)"' $(CFLAGS)
 ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lpthread -lm
 
@@ -73,7 +74,7 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRC))
 
-.PHONY: all check check-unit check-integration check-san clean install deps demo bench fuzz soak check-valgrind format
+.PHONY: all check check-unit check-integration check-san clean install deps demo bench fuzz soak check-valgrind format fuzz-build check-fuzz
 all: $(MAILSPOOL) $(MAILSPOOLD) $(LIBMS_A) $(LIBMS_SO) $(B)/mailspool.pc $(UNIT_BINS) $(BENCH_BINS) $(TOOL_BINS)
 
 $(B)/obj/%.o: %.c
@@ -126,6 +127,7 @@ $(B)/mailspool.pc: spool/mailspool.pc.in Makefile
 check: deps
 	$(MAKE) check-unit check-integration
 	$(MAKE) SANITIZE=1 check-unit check-integration
+	$(MAKE) check-fuzz
 	@echo "make check: all suites passed (plain and ASan+UBSan)"
 
 check-unit: all
@@ -137,10 +139,49 @@ check-integration: all
 check-valgrind: all
 	MAILSPOOL_BUILD=$(abspath $(B)) MAILSPOOL_VALGRIND=1 $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
-demo: deps all
+# ---- fuzzing: libFuzzer targets in tests/fuzz, built with clang into FUZZ_B
+# (never mixed with the gcc objects); tests/fuzz/run.sh runs them.
+FUZZ_B       ?= $(B)-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 2
+FUZZ_CC      ?= clang
+FUZZ_TARGETS := address config json mime
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -g -O1 $(FUZZ_SAN) \
+	-fsanitize=fuzzer-no-link -I. -Icommon -Ispool -Itests/fuzz $(PKG_CFLAGS) \
+	-DMAILSPOOL_VERSION='"$(VERSION)"' -DSYSCONFDIR='"$(SYSCONFDIR)"'
+FUZZ_SRC     := $(COMMON_SRC) spool/json_enqueue.c spool/b64decode.c spool/filetype.c \
+	spool/isotime.c tests/fuzz/fuzz_wire.c
+FUZZ_BINS    := $(patsubst %,$(FUZZ_B)/fuzz_%,$(FUZZ_TARGETS))
+
+$(FUZZ_B)/fobj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_B)/fuzz_%: $(FUZZ_B)/fobj/tests/fuzz/fuzz_%.o $(patsubst %.c,$(FUZZ_B)/fobj/%.o,$(FUZZ_SRC))
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -lcjson -lm
+
+fuzz-build: $(FUZZ_BINS)
+
+# make fuzz FUZZ_SECONDS=N: each target N seconds, FUZZ_JOBS at a time.
+fuzz: deps
+	$(MAKE) fuzz-build
+	sh tests/fuzz/run.sh $(FUZZ_B) $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_TARGETS)
+
+# What make check runs: each target 60 s, two at a time (about 2 minutes).
+check-fuzz: fuzz-build
+	sh tests/fuzz/run.sh $(FUZZ_B) 60 2 $(FUZZ_TARGETS)
+
+# deps first, then a sub-make: pkg-config flags are read when make starts, so
+# packages that deps installs are only seen by a new make.
+demo: deps
+	$(MAKE) all
 	$(PYTHON) tests/demo.py --build $(abspath $(B))
 
-bench: deps all
+bench: deps
+	$(MAKE) all
 	$(PYTHON) tests/bench/bench.py --build $(abspath $(B))
 
 deps:
@@ -150,7 +191,9 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 # ---- install -----------------------------------------------------------
-install: all
+# NOBUILD=1 installs the existing build as it is (the install test uses it so
+# that it never rebuilds under the feet of other running tests).
+install: $(if $(NOBUILD),,all)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) \
 	    $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
@@ -181,3 +224,4 @@ clean:
 	rm -rf build build-san
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_B)/fobj -name '*.d' 2>/dev/null)

@@ -86,6 +86,7 @@ struct config {
     int64_t connect_timeout;
     int64_t response_timeout;
     int64_t low_speed_time;
+    int64_t stats_interval; /* seconds between "stats" summary lines, default 1d */
 
     int64_t retry_min; /* seconds, default 60 */
     int64_t retry_max; /* seconds, default 3600 */

@@ -49,6 +49,7 @@ enum cfg_key_id {
     K_CONNECT_TIMEOUT,
     K_RESPONSE_TIMEOUT,
     K_LOW_SPEED_TIME,
+    K_STATS_INTERVAL,
     K_RETRY_MIN,
     K_RETRY_MAX,
     K_LIFETIME,

@@ -50,6 +50,8 @@ const struct config_key config_keys[K_COUNT] = {
         C(response_timeout), "wait for a server reply; RFC 5321 allows 10m after the final '.'"},
     [K_LOW_SPEED_TIME] = {"low_speed_time", NULL, CK_DAEMON, CT_DURATION, 1, HOUR_S, "2m",
         C(low_speed_time), "abort a transfer that makes no progress for this long"},
+    [K_STATS_INTERVAL] = {"stats_interval", NULL, CK_DAEMON, CT_DURATION, 1, 7 * DAY_S, "1d",
+        C(stats_interval), "how often the stats summary line is logged"},
     [K_RETRY_MIN] = {"retry_min", NULL, CK_QUEUE, CT_DURATION, 1, DAY_S, "1m", C(retry_min),
         "first retry delay; doubles per attempt"},
     [K_RETRY_MAX] = {"retry_max", NULL, CK_QUEUE, CT_DURATION, 1, 30 * DAY_S, "1h", C(retry_max),

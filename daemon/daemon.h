@@ -84,7 +84,7 @@ struct daemon {
     int64_t started;        /* wall clock s */
     int64_t last_heartbeat; /* monotonic ms */
     int64_t last_maintain;  /* monotonic ms */
-    int64_t last_stats;     /* wall clock s of the last daily stats line */
+    int64_t last_stats;     /* monotonic ms of the last stats lines */
     int64_t last_expiry_sweep;
     unsigned int rand_state;
     bool profiles_dirty;

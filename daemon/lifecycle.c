@@ -157,6 +157,50 @@ static void lifecycle_status(struct daemon *d)
     notify_status(d->notify, buf);
 }
 
+/* Adds one spool_stat row into the sent/deferred/failed triple it belongs to. */
+static void lifecycle_stats_add(int64_t *t, const struct spool_stat *s)
+{
+    if (strcmp(s->result, "sent") == 0)
+        t[0] += s->count;
+    else if (strcmp(s->result, "deferred") == 0)
+        t[1] += s->count;
+    else if (strcmp(s->result, "failed") == 0 || strcmp(s->result, "expired") == 0)
+        t[2] += s->count;
+}
+
+/*
+ * The "stats" lines for log-based monitoring: per area and in total, the
+ * attempts that ended sent, deferred and failed (incl. expired) over the last
+ * stats_interval.
+ */
+static void lifecycle_stats(struct daemon *d, int64_t wall)
+{
+    int64_t period = d->cfg->cfg->stats_interval;
+    struct spool_stat *v = NULL;
+    size_t n = 0;
+    struct err e = {0};
+    if (spool_stats(d->spool, (wall - period) * 1000, &v, &n, &e) != 0) {
+        log_event(d->log, LL_WARN, "spool", "op=stats reason=%q", e.msg);
+        return;
+    }
+    int64_t total[3] = {0, 0, 0};
+    for (size_t i = 0; i < n;) {
+        int64_t t[3] = {0, 0, 0};
+        size_t j = i;
+        for (; j < n && strcmp(v[j].area, v[i].area) == 0; j++)
+            lifecycle_stats_add(t, &v[j]);
+        log_event(d->log, LL_INFO, "stats", "area=%q sent=%lld deferred=%lld failed=%lld period=%llds",
+                  v[i].area, (long long)t[0], (long long)t[1], (long long)t[2],
+                  (long long)period);
+        for (int k = 0; k < 3; k++)
+            total[k] += t[k];
+        i = j;
+    }
+    log_event(d->log, LL_INFO, "stats", "area=all sent=%lld deferred=%lld failed=%lld period=%llds",
+              (long long)total[0], (long long)total[1], (long long)total[2], (long long)period);
+    spool_stats_free(v, n);
+}
+
 static void lifecycle_tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -177,6 +221,10 @@ static void lifecycle_tick_cb(evutil_socket_t fd, short what, void *arg)
     if (!d->stopping && wall - d->last_expiry_sweep >= EXPIRY_SWEEP_S) {
         d->last_expiry_sweep = wall;
         delivery_expire_sweep(d);
+    }
+    if (mono - d->last_stats >= d->cfg->cfg->stats_interval * 1000) {
+        d->last_stats = mono;
+        lifecycle_stats(d, wall);
     }
     if (mono - d->last_maintain >= MAINTAIN_MS) {
         d->last_maintain = mono;
@@ -199,5 +247,6 @@ int lifecycle_setup(struct daemon *d, struct err *e)
     event_add(d->ev_tick, &tv);
     d->last_heartbeat = now_ms_mono() - HEARTBEAT_MS; /* first tick writes one */
     d->last_maintain = now_ms_mono();
+    d->last_stats = now_ms_mono();
     return 0;
 }

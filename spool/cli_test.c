@@ -3,7 +3,7 @@
  * `mailspoold -c CONFIG --test P --to ADDR`, which owns the transports and
  * the secrets, and passes its exit code through.
  *
- * Owns: finding mailspoold (next to this binary, then in PATH).
+ * Owns: finding mailspoold (next to this binary, then SBINDIR, then PATH).
  * Never: reads secrets or talks to a mail server itself.
  */
 #include "cli.h"
@@ -17,18 +17,22 @@
 #include <string.h>
 #include <unistd.h>
 
-/* mailspoold in the directory of the running binary, or NULL. */
+/* mailspoold in the directory of the running binary (a build tree), else in
+ * the installed SBINDIR (bin/ and sbin/ differ after `make install`, and
+ * sbin/ is often not in a user's PATH), or NULL. */
 static char *cli_test_sibling(void)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return NULL;
-    self[n] = '\0';
-    char *path = xasprintf("%s/mailspoold", dirname(self));
-    if (access(path, X_OK) == 0)
-        return path;
-    free(path);
+    if (n > 0) {
+        self[n] = '\0';
+        char *path = xasprintf("%s/mailspoold", dirname(self));
+        if (access(path, X_OK) == 0)
+            return path;
+        free(path);
+    }
+    if (access(SBINDIR "/mailspoold", X_OK) == 0)
+        return xstrdup(SBINDIR "/mailspoold");
     return NULL;
 }
 

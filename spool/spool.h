@@ -141,6 +141,18 @@ struct spool_counts {
 };
 int spool_counts(struct spool *sp, struct spool_counts *out, struct err *e);
 
+/* Attempts since since_ms (wall clock, Unix ms), counted per area and
+ * result ("sent", "deferred", "failed", "expired", ...), for the daemon's
+ * "stats" line. *out is an array of *n rows; free with spool_stats_free. */
+struct spool_stat {
+    char *area;
+    char *result;
+    int64_t count;
+};
+int spool_stats(struct spool *sp, int64_t since_ms, struct spool_stat **out, size_t *n,
+                struct err *e);
+void spool_stats_free(struct spool_stat *v, size_t n);
+
 /* Removes sent messages older than keep_sent and makes WAL checkpoints. */
 int spool_maintain(struct spool *sp, int64_t now, int64_t keep_sent, struct err *e);
 

@@ -1,0 +1,808 @@
+#!/usr/bin/python3
+"""make bench — throughput, latency and memory of mailspool on this machine,
+side by side with the raw limit (Postfix's smtp-source) and, when Postfix is
+installed, a Postfix null client.
+
+    /usr/bin/python3 tests/bench/bench.py --build BUILD_DIR [--quick] [--only F,..]
+        [--no-write] [--no-profile] [--out docs/BENCHMARKS.md]
+
+Owns: the workloads W1-W3 (generated deterministically), every figure of
+issue 7, the table it prints and docs/BENCHMARKS.md it writes, and the
+profiles of missed targets (perf record, else valgrind --tool=callgrind).
+Never: fails on a threshold (it is a benchmark: it exits 0 whenever it could
+measure, and a figure it could not measure says why), installs Postfix, or
+talks to anything but 127.0.0.1. Every wait is bounded.
+
+Postfix's smtp-sink and smtp-source come from the Debian package, fetched
+with `apt-get download postfix` and unpacked with `dpkg -x` into
+BUILD_DIR/bench/postfix (never installed). Graph figures run against our own
+fake (tests/fakes/graph_fake.py), whose own ceiling is measured too: it is
+Python, and may well be the bottleneck.
+"""
+import argparse
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "fakes"))
+
+# ---- workloads and targets ---------------------------------------------------------
+
+# name: (messages, text bytes, attachment bytes or 0)
+WORKLOADS = {
+    "W1": (2000, 2000, 0),
+    "W2": (300, 400, 200 * 1024),
+    "W3": (100, 400, 5 * 1024 * 1024),
+}
+QUICK = {"W1": 300, "W2": 60, "W3": 12}
+
+TARGETS = {
+    ("delivery", "W1"): 5000.0, ("delivery", "W2"): 400.0, ("delivery", "W3"): 20.0,
+    ("ratio", "W1"): 1 / 3, ("ratio", "W2"): 0.6, ("ratio", "W3"): 0.7,
+    ("e2e", "W1"): 1050.0,
+    ("wake", "p99"): 20.0,
+    ("rss", "W3"): 32.0, ("rss", "idle100k"): 16.0, ("startup", "100k"): 1.0,
+    ("graph", "W1"): 1000.0,
+}
+
+SMTP_CONNS = 4  # "over SMTP with connection reuse", "W3 with 4 connections"
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_until(cond, timeout, interval=0.005, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def proc_status(pid, key):
+    """A kB figure from /proc/PID/status (VmHWM = peak RSS, VmRSS), in MB."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
+def proc_cpu(pid):
+    """User + system CPU seconds of a process (all threads)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None
+
+
+def write_random(path, size, seed):
+    """Deterministic incompressible bytes (SHA-256 chain)."""
+    import hashlib
+    block = hashlib.sha256(b"mailspool-bench-%d" % seed).digest()
+    with open(path, "wb") as f:
+        left = size
+        buf = bytearray()
+        while left > 0:
+            while len(buf) < 1 << 16:
+                block = hashlib.sha256(block).digest()
+                buf += block
+            n = min(left, len(buf))
+            f.write(buf[:n])
+            del buf[:n]
+            left -= n
+
+
+# ---- Postfix's test tools ----------------------------------------------------------
+
+class PostfixTools:
+    """smtp-sink and smtp-source from the Debian package, unpacked, not installed."""
+
+    def __init__(self, build):
+        self.dir = os.path.join(build, "bench", "postfix")
+        self.root = os.path.join(self.dir, "root")
+        self.sink = os.path.join(self.root, "usr", "sbin", "smtp-sink")
+        self.source = os.path.join(self.root, "usr", "sbin", "smtp-source")
+        self.env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(self.root, "usr", "lib",
+                                                                 "postfix"))
+        self.error = None
+        self.version = None
+
+    def fetch(self):
+        if not (os.path.exists(self.sink) and os.path.exists(self.source)):
+            os.makedirs(self.dir, exist_ok=True)
+            for f in glob.glob(os.path.join(self.dir, "postfix_*.deb")):
+                os.unlink(f)
+            p = subprocess.run(["apt-get", "download", "postfix"], cwd=self.dir,
+                               capture_output=True, text=True, timeout=300)
+            debs = glob.glob(os.path.join(self.dir, "postfix_*.deb"))
+            if p.returncode != 0 or not debs:
+                self.error = "apt-get download postfix failed: %s" % (
+                    p.stderr.strip().splitlines() or ["?"])[-1]
+                return False
+            shutil.rmtree(self.root, ignore_errors=True)
+            subprocess.run(["dpkg", "-x", debs[0], self.root], check=True, timeout=120)
+        debs = glob.glob(os.path.join(self.dir, "postfix_*.deb"))
+        if debs:
+            self.version = os.path.basename(debs[0]).split("_")[1]
+        return True
+
+
+class Sink:
+    """One smtp-sink on 127.0.0.1; counts messages from its -c counter line and
+    remembers when each count was first seen (CLOCK_MONOTONIC)."""
+
+    def __init__(self, tools):
+        self.tools = tools
+        self.port = free_port()
+        args = [tools.sink, "-c"]
+        if os.geteuid() == 0:
+            args += ["-u", "nobody"]  # smtp-sink refuses to run as root without -u
+        args += ["127.0.0.1:%d" % self.port, "256"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL, env=tools.env)
+        self.count = 0
+        self.times = []  # monotonic time at which count reached i+1
+        self.cv = threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        wait_until(self._listening, 10, 0.02, "smtp-sink to listen")
+
+    def _listening(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def _read(self):
+        pat = re.compile(rb"mesg=(\d+)")
+        buf = b""
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            now = time.monotonic()
+            buf += chunk
+            m = None
+            for m in pat.finditer(buf):
+                pass
+            if m is None:
+                buf = buf[-64:]
+                continue
+            n = int(m.group(1))
+            buf = buf[m.end():]
+            with self.cv:
+                if n > self.count:
+                    self.times.extend([now] * (n - self.count))
+                    self.count = n
+                    self.cv.notify_all()
+
+    def wait_count(self, target, timeout):
+        deadline = time.monotonic() + timeout
+        with self.cv:
+            while self.count < target:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("smtp-sink saw %d of %d messages" % (self.count, target))
+                self.cv.wait(min(left, 0.5))
+            return self.times[target - 1]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+
+# ---- mailspool ----------------------------------------------------------------------
+
+class Mailspool:
+    """One mailspoold with its own directory, configuration and spool."""
+
+    def __init__(self, env, name, profile, conns, log_level="info"):
+        self.env = env
+        self.dir = os.path.join(env.work, name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.spool = os.path.join(self.dir, "spool.db")
+        self.log = os.path.join(self.dir, "mailspool.log")
+        self.conf = os.path.join(self.dir, "mailspool.conf")
+        self.proc = None
+        with open(self.conf, "w") as f:
+            f.write("[spool]\npath = %s\n\n[daemon]\nlog_file = %s\nlog_level = %s\n"
+                    "max_connections = %d\nshutdown_timeout = 5s\n\n"
+                    "[queue]\nretry_min = 1s\nretry_max = 2s\nlifetime = 1d\n\n%s\n"
+                    "[area *]\nprofile = bench\n" % (self.spool, self.log, log_level,
+                                                      max(conns, 1), profile))
+        os.chmod(self.conf, 0o600)
+
+    def copy_spool_from(self, template):
+        shutil.copyfile(template, self.spool)
+
+    def start(self, wrapper=()):
+        self.stderr = open(os.path.join(self.dir, "daemon.stderr"), "ab")
+        self.t_start = time.monotonic()
+        self.proc = subprocess.Popen(list(wrapper) + [self.env.mailspoold, "-c", self.conf],
+                                     stdout=self.stderr, stderr=self.stderr,
+                                     stdin=subprocess.DEVNULL)
+        return self
+
+    def wait_ready(self, timeout=60):
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError("mailspoold exited %s: %s" % (
+                    self.proc.returncode, self.stderr_text()[-500:]))
+            try:
+                with open(self.log, "rb") as f:
+                    return b" info ready " in f.read()
+            except FileNotFoundError:
+                return False
+        wait_until(ready, timeout, 0.002, "mailspoold ready")
+        return time.monotonic() - self.t_start
+
+    def stderr_text(self):
+        with open(os.path.join(self.dir, "daemon.stderr"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self, timeout=30):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def states(self):
+        c = sqlite3.connect(self.spool, timeout=30)
+        try:
+            return dict(c.execute("SELECT state, count(*) FROM messages GROUP BY state"))
+        finally:
+            c.close()
+
+    def cli(self, *args, input=None, timeout=60):
+        return subprocess.run([self.env.mailspool, "-c", self.conf, "-s", self.spool] +
+                              list(args), input=input, capture_output=True, timeout=timeout)
+
+
+def smtp_profile(port, conns):
+    return ("[profile bench]\nFromAddress = rechnung@airport.example\nSMTPHost = 127.0.0.1\n"
+            "SMTPPort = %d\nSMTPAuthReq = NIL\nMaxConnections = %d\n" % (port, conns))
+
+
+def graph_profile(fake, ca, conns):
+    return ("[profile bench]\nFromAddress = %s\n365Client = %s\n365Tenant = %s\n"
+            "365Secret = %s\n365AuthorityHost = %s\n365GraphHost = %s\nCAFile = %s\n"
+            "RateLimit = 0\nMaxConnections = %d\n" % (
+                fake.mailbox, fake.client_id, fake.tenant, fake.secret, fake.authority,
+                fake.base_url, ca, conns))
+
+
+# ---- the benchmark --------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.build = os.path.abspath(args.build)
+        self.mailspoold = os.path.join(self.build, "mailspoold")
+        self.mailspool = os.path.join(self.build, "mailspool")
+        self.fill_bin = os.path.join(self.build, "bench", "bench_fill")
+        self.claim_bin = os.path.join(self.build, "bench", "bench_claim")
+        self.work = os.path.join(self.build, "bench", "work")
+        shutil.rmtree(self.work, ignore_errors=True)
+        os.makedirs(self.work)
+        self.tools = PostfixTools(self.build)
+        self.quick = args.quick
+        self.r = {}          # results: key -> value (floats) or error strings
+        self.notes = []      # lines for the doc
+        self.profiles = {}   # target key -> profile text
+        self.templates = {}
+        self.sizes = {}      # workload -> rendered message bytes
+        self.msgfiles = {}   # workload -> message file for smtp-source
+        self.only = set(args.only.split(",")) if args.only else None
+
+    def n(self, w):
+        return QUICK[w] if self.quick else WORKLOADS[w][0]
+
+    def want(self, fig):
+        return self.only is None or fig in self.only
+
+    def guarded(self, key, fn, *a):
+        """Runs one measurement; a failure becomes the figure's text, never an exit."""
+        try:
+            return fn(*a)
+        except Exception as ex:  # a benchmark reports, it does not fail
+            log("  %s: could not measure: %s" % (key, ex))
+            self.r[key] = "n/a (%s)" % str(ex).splitlines()[0][:160]
+            return None
+
+    # ---- workloads ----
+    def attachment(self, w):
+        size = WORKLOADS[w][2]
+        if not size:
+            return "-"
+        path = os.path.join(self.work, "%s-attachment.bin" % w)
+        if not os.path.exists(path):
+            write_random(path, size, int(w[1]))
+        return path
+
+    def fill(self, spool, w, n=None, not_before=0, area="bench"):
+        n = self.n(w) if n is None else n
+        p = subprocess.run([self.fill_bin, spool, area, str(n), str(WORKLOADS[w][1]),
+                            self.attachment(w), str(not_before)], capture_output=True,
+                           text=True, timeout=600)
+        if p.returncode != 0:
+            raise RuntimeError("bench_fill: %s" % p.stderr.strip())
+        return float(p.stdout.split()[3])
+
+    def template(self, w):
+        """A spool holding workload w (filled once, copied for each run)."""
+        if w not in self.templates:
+            d = os.path.join(self.work, "template-%s" % w)
+            os.makedirs(d, exist_ok=True)
+            spool = os.path.join(d, "spool.db")
+            secs = self.fill(spool, w)
+            self.r[("enqueue_api", w)] = self.n(w) / secs
+            log("  filled %s: %d messages in %.2fs (C API, one transaction each: %.0f msg/s)"
+                % (w, self.n(w), secs, self.n(w) / secs))
+            self.templates[w] = spool
+            # The exact bytes mailspool sends: size for MB/s and smtp-source's -F file.
+            ms = Mailspool(self, "render-%s" % w, smtp_profile(25, 1), 1)
+            ms.copy_spool_from(spool)
+            p = ms.cli("render", "1", timeout=120)
+            if p.returncode != 0:
+                raise RuntimeError("mailspool render: %s" % p.stderr.decode())
+            self.sizes[w] = len(p.stdout)
+            path = os.path.join(self.work, "%s-message.txt" % w)
+            with open(path, "wb") as f:  # smtp-source appends CRLF to each line
+                f.write(p.stdout.replace(b"\r\n", b"\n"))
+            self.msgfiles[w] = path
+        return self.templates[w]
+
+    # ---- figure 1 and 8: delivery over SMTP ----
+    def delivery_smtp(self, w, conns, profile_with=None):
+        n = self.n(w)
+        template = self.template(w)
+        sink = Sink(self.tools)
+        ms = Mailspool(self, "deliver-%s-%d" % (w, conns), smtp_profile(sink.port, conns), conns)
+        try:
+            ms.copy_spool_from(template)
+            base = sink.count
+            ms.start(wrapper=profile_with or ())
+            t_end = sink.wait_count(base + n, timeout=600)
+            secs = t_end - ms.t_start
+            hwm = proc_status(ms.pid, "VmHWM")
+            cpu = proc_cpu(ms.pid)
+        finally:
+            ms.stop()
+            sink.stop()
+        states = ms.states()
+        return {"secs": secs, "mps": n / secs, "MBps": n * self.sizes[w] / secs / 1e6,
+                "rss": hwm, "cpu": cpu, "sent": states.get("sent", 0), "dir": ms.dir}
+
+    def fig_delivery(self):
+        for w in ("W1", "W2", "W3"):
+            res = self.guarded(("delivery", w), self.delivery_smtp, w, SMTP_CONNS)
+            if res:
+                self.r[("delivery", w)] = res["mps"]
+                self.r[("delivery_MBps", w)] = res["MBps"]
+                self.r[("rss", w)] = res["rss"]
+                self.r[("cpu_per_msg_us", w)] = res["cpu"] / self.n(w) * 1e6
+                self.r[("sent_check", w)] = res["sent"]
+                log("  delivery %s: %.0f msg/s, %.1f MB/s, peak RSS %.1f MB, CPU %.0f us/msg,"
+                    " %d sent" % (w, res["mps"], res["MBps"], res["rss"] or 0,
+                                  res["cpu"] / self.n(w) * 1e6, res["sent"]))
+
+    def fig_scaling(self):
+        for c in (1, 2, 4, 8):
+            if c == SMTP_CONNS and isinstance(self.r.get(("delivery", "W1")), float):
+                self.r[("scale", c)] = self.r[("delivery", "W1")]
+                continue
+            res = self.guarded(("scale", c), self.delivery_smtp, "W1", c)
+            if res:
+                self.r[("scale", c)] = res["mps"]
+                log("  W1 with %d connections: %.0f msg/s" % (c, res["mps"]))
+
+    # ---- figure 2: the raw limit ----
+    def raw_limit(self, w):
+        n = self.n(w)
+        self.template(w)
+        sink = Sink(self.tools)
+        try:
+            t0 = time.monotonic()
+            p = subprocess.run([self.tools.source, "-s", "4", "-d", "-m", str(n),
+                                "-F", self.msgfiles[w], "-f", "rechnung@airport.example",
+                                "-t", "kunde@example.org", "127.0.0.1:%d" % sink.port],
+                               capture_output=True, env=self.tools.env, timeout=600)
+            t_end = sink.wait_count(n, timeout=60)
+            if p.returncode != 0:
+                raise RuntimeError("smtp-source: %s" % p.stderr.decode().strip())
+        finally:
+            sink.stop()
+        return n / (t_end - t0)
+
+    def fig_raw(self):
+        for w in ("W1", "W2", "W3"):
+            v = self.guarded(("raw", w), self.raw_limit, w)
+            if v:
+                self.r[("raw", w)] = v
+                log("  raw limit %s: %.0f msg/s" % (w, v))
+
+    # ---- figure 4: end to end, figure 5: CLI enqueue rate ----
+    def cli_args(self, ms, w, i, textfile):
+        a = [self.mailspool, "-c", ms.conf, "-s", ms.spool, "enqueue", "--area", "bench",
+             "--to", "Kunde %d <kunde%d@example.org>" % (i, i),
+             "--subject", "Benchmark message %06d" % i, "--text", textfile]
+        if WORKLOADS[w][2]:
+            a += ["--attach", "%s;name=anhang.bin;type=application/octet-stream"
+                  % self.attachment(w)]
+        return a
+
+    def textfile(self, w):
+        path = os.path.join(self.work, "%s-text.txt" % w)
+        if not os.path.exists(path):
+            lines, n, i = [], 0, 1
+            while n < WORKLOADS[w][1]:
+                s = ("Zeile %03d der Nachricht: Rechnungsposition, Landeentgelt, "
+                     "Abstellgebuehr.\n" % i)
+                lines.append(s)
+                n += len(s)
+                i += 1
+            with open(path, "w") as f:
+                f.write("".join(lines))
+        return path
+
+    def e2e(self, w, submitters=4):
+        n = self.n(w)
+        self.template(w)  # for the rendered size
+        sink = Sink(self.tools)
+        ms = Mailspool(self, "e2e-%s" % w, smtp_profile(sink.port, SMTP_CONNS), SMTP_CONNS)
+        textfile = self.textfile(w)
+        errors = []
+        try:
+            ms.start()
+            ms.wait_ready()
+            def submit(i):
+                p = subprocess.run(self.cli_args(ms, w, i, textfile), capture_output=True,
+                                   timeout=120)
+                if p.returncode != 0:
+                    errors.append(p.stderr.decode().strip())
+            t0 = time.monotonic()
+            with ThreadPoolExecutor(max_workers=submitters) as ex:
+                list(ex.map(submit, range(n)))
+            t_sub = time.monotonic() - t0
+            if errors:
+                raise RuntimeError("mailspool enqueue failed: %s" % errors[0])
+            t_end = sink.wait_count(n, timeout=600)
+            hwm = proc_status(ms.pid, "VmHWM")
+        finally:
+            ms.stop()
+            sink.stop()
+        return {"mps": n / (t_end - t0), "submit_mps": n / t_sub, "rss": hwm}
+
+    def fig_e2e(self):
+        for w in ("W1", "W2", "W3"):
+            res = self.guarded(("e2e", w), self.e2e, w)
+            if res:
+                self.r[("e2e", w)] = res["mps"]
+                self.r[("e2e_submit", w)] = res["submit_mps"]
+                log("  end to end %s: %.0f msg/s (submission alone %.0f msg/s)"
+                    % (w, res["mps"], res["submit_mps"]))
+
+    def enqueue_cli(self, w="W1"):
+        n = 300 if not self.quick else 60
+        ms = Mailspool(self, "enqueue-cli", smtp_profile(25, 1), 1)
+        textfile = self.textfile(w)
+        t0 = time.monotonic()
+        for i in range(n):
+            p = subprocess.run(self.cli_args(ms, w, i, textfile), capture_output=True,
+                               timeout=60)
+            if p.returncode != 0:
+                raise RuntimeError("mailspool enqueue: %s" % p.stderr.decode().strip())
+        return n / (time.monotonic() - t0)
+
+    def fig_enqueue(self):
+        self.guarded(("enqueue_api", "W1"), self.template, "W1")
+        v = self.guarded(("enqueue_cli", "W1"), self.enqueue_cli)
+        if v:
+            self.r[("enqueue_cli", "W1")] = v
+            log("  enqueue CLI (one process per message, sequential): %.0f msg/s" % v)
+
+    # ---- figure 6: wake latency ----
+    def wake(self):
+        n = 200 if not self.quick else 40
+        sink = Sink(self.tools)
+        ms = Mailspool(self, "wake", smtp_profile(sink.port, SMTP_CONNS), SMTP_CONNS)
+        lat = []
+        try:
+            ms.start()
+            ms.wait_ready()
+            prod = subprocess.Popen([self.fill_bin, ms.spool, "bench", str(n), "2000", "-", "0",
+                                     "wake"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    text=True)
+            try:
+                for i in range(n):
+                    # Idle: the previous message is delivered and recorded.
+                    time.sleep(0.01)
+                    prod.stdin.write("go\n")
+                    prod.stdin.flush()
+                    line = prod.stdout.readline().split()
+                    if len(line) != 2 or line[0] != "commit":
+                        raise RuntimeError("bench_fill wake: unexpected output %r" % line)
+                    t_commit = int(line[1]) / 1e9
+                    t_recv = sink.wait_count(i + 1, timeout=30)
+                    lat.append((t_recv - t_commit) * 1000)
+            finally:
+                prod.stdin.close()
+                prod.wait(timeout=30)
+        finally:
+            ms.stop()
+            sink.stop()
+        lat.sort()
+        return {"p50": statistics.median(lat), "p99": lat[min(len(lat) - 1,
+                                                             int(len(lat) * 0.99))],
+                "max": lat[-1]}
+
+    def fig_wake(self):
+        res = self.guarded(("wake", "p99"), self.wake)
+        if res:
+            self.r[("wake", "p50")] = res["p50"]
+            self.r[("wake", "p99")] = res["p99"]
+            self.r[("wake", "max")] = res["max"]
+            log("  wake latency: p50 %.1f ms, p99 %.1f ms, max %.1f ms"
+                % (res["p50"], res["p99"], res["max"]))
+
+    # ---- figures 7 and 8: 100,000 queued ----
+    def bulk_insert(self, spool, upto, not_before):
+        """Adds plain-SQL messages (the documented producer interface) up to `upto`
+        queued, in one transaction: the C API's one fsync per message would take
+        minutes for 100,000."""
+        c = sqlite3.connect(spool, timeout=60)
+        try:
+            have = c.execute("SELECT count(*) FROM messages").fetchone()[0]
+            body = open(self.textfile("W1")).read()
+            c.execute("BEGIN IMMEDIATE")
+            now = int(time.time())
+            rows = (("bench", "Benchmark message %06d" % i, body, now, not_before, now)
+                    for i in range(have, upto))
+            c.executemany("INSERT INTO messages (area, subject, body_text, created, not_before,"
+                          " updated) VALUES (?, ?, ?, ?, ?, ?)", rows)
+            c.execute("INSERT INTO recipients (message_id, kind, address) SELECT id, 'to',"
+                      " 'kunde' || id || '@example.org' FROM messages WHERE id > ?", (have,))
+            c.execute("COMMIT")
+        finally:
+            c.close()
+
+    def cli_status_ms(self, ms, runs=5):
+        t = []
+        for _ in range(runs):
+            t0 = time.monotonic()
+            p = ms.cli("status", timeout=60)
+            t.append((time.monotonic() - t0) * 1000)
+            if p.returncode != 0:
+                raise RuntimeError("mailspool status: %s" % p.stderr.decode().strip())
+        return statistics.median(t)
+
+    def queue_scaling(self):
+        ms = Mailspool(self, "queued", smtp_profile(free_port(), SMTP_CONNS), SMTP_CONNS)
+        self.fill(ms.spool, "W1", n=1)  # creates the spool with its schema
+        for size in (1000, 10000, 100000):
+            self.bulk_insert(ms.spool, size, 0)
+            p = subprocess.run([self.claim_bin, ms.spool, "20", "20"], capture_output=True,
+                               text=True, timeout=300)
+            if p.returncode != 0:
+                raise RuntimeError("bench_claim: %s" % p.stderr.strip())
+            f = p.stdout.split()
+            vals = dict(zip(f[0::2], map(float, f[1::2])))
+            self.r[("claim_us", size)] = vals["per_msg_claim_us"]
+            self.r[("due_us", size)] = vals["due_us"]
+            self.r[("counts_us", size)] = vals["counts_us"]
+            self.r[("status_ms", size)] = self.cli_status_ms(ms)
+            log("  %6d queued: due query %.0f us, claim %.0f us/msg, status counts %.0f us,"
+                " `mailspool status` %.1f ms" % (size, vals["due_us"], vals["per_msg_claim_us"],
+                                                   vals["counts_us"],
+                                                   self.r[("status_ms", size)]))
+        return ms
+
+    def idle_100k(self, ms):
+        c = sqlite3.connect(ms.spool, timeout=60)
+        c.execute("UPDATE messages SET not_before = ?", (int(time.time()) + 86400,))
+        c.commit()
+        c.close()
+        ms.start()
+        startup = ms.wait_ready()
+        time.sleep(2.0)  # a couple of ticks: heartbeat, status, expiry sweep
+        rss = proc_status(ms.pid, "VmRSS")
+        hwm = proc_status(ms.pid, "VmHWM")
+        ms.stop()
+        return {"startup": startup, "rss": rss, "hwm": hwm}
+
+    def fig_queue(self):
+        ms = self.guarded(("claim_us", 1000), self.queue_scaling)
+        if ms is None:
+            return
+        res = self.guarded(("rss", "idle100k"), self.idle_100k, ms)
+        if res:
+            self.r[("rss", "idle100k")] = res["rss"]
+            self.r[("startup", "100k")] = res["startup"]
+            log("  100,000 queued (not due): start-up %.3f s, idle RSS %.1f MB (peak %.1f)"
+                % (res["startup"], res["rss"], res["hwm"]))
+
+    # ---- Graph ----
+    def graph_fake(self):
+        import certs as certs_mod
+        from graph_ctl import GraphFake
+        cdir = os.path.join(self.work, "certs")
+        c = certs_mod.make_certs(cdir)
+        fake = GraphFake(os.path.join(self.work, "graph-fake-%d" % time.monotonic_ns()),
+                         c.server_cert, c.server_key, ca=c.ca)
+        fake.add_app()
+        fake.add_mailbox()
+        fake.settings(mailbox_concurrency_limit=None)
+        return fake.start(), c.ca
+
+    def graph_delivered(self, fake):
+        try:
+            return sum(1 for f in os.listdir(os.path.join(fake.state_dir, "messages"))
+                       if f.endswith(".request.json"))
+        except FileNotFoundError:
+            return 0
+
+    def delivery_graph(self, w):
+        n = self.n(w)
+        template = self.template(w)
+        fake, ca = self.graph_fake()
+        ms = Mailspool(self, "graph-%s" % w, graph_profile(fake, ca, SMTP_CONNS), SMTP_CONNS)
+        try:
+            ms.copy_spool_from(template)
+            ms.start()
+            wait_until(lambda: self.graph_delivered(fake) >= n, 600, 0.01,
+                       "the Graph fake to hold %d messages" % n)
+            secs = time.monotonic() - ms.t_start
+            hwm = proc_status(ms.pid, "VmHWM")
+            ms.stop()
+            ceiling = self.graph_ceiling(fake, w, n)
+        finally:
+            ms.stop()
+            fake.kill()
+        return {"mps": n / secs, "rss": hwm, "ceiling": ceiling}
+
+    def graph_ceiling(self, fake, w, n):
+        """The fake's own ceiling: curl (C, HTTP/1.1 keep-alive, 4 transfers in
+        parallel, like mailspool's 4 per application) replays the exact sendMail
+        body mailspool sent, n times."""
+        reqs = sorted(glob.glob(os.path.join(fake.state_dir, "messages", "*.request.json")))
+        if not reqs or not shutil.which("curl"):
+            return None
+        tok = subprocess.run(
+            ["curl", "-sS", "--cacert", fake.ca, "-d", "grant_type=client_credentials",
+             "-d", "client_id=" + fake.client_id, "-d", "client_secret=" + fake.secret,
+             "--data-urlencode", "scope=" + fake.scope, fake.token_url(fake.tenant)],
+            capture_output=True, text=True, timeout=30)
+        token = json.loads(tok.stdout)["access_token"]
+        cfg = os.path.join(self.work, "curl-%s.cfg" % w)
+        url = "%s/v1.0/users/%s/sendMail" % (fake.base_url, fake.mailbox)
+        with open(cfg, "w") as f:
+            for _ in range(n):
+                f.write('url = "%s"\noutput = "/dev/null"\n' % url)
+        hdr = os.path.join(self.work, "curl-headers.txt")
+        with open(hdr, "w") as f:
+            f.write("Authorization: Bearer %s\nContent-Type: application/json\n" % token)
+        t0 = time.monotonic()
+        p = subprocess.run(["curl", "-sS", "--parallel", "--parallel-max", "4", "--cacert",
+                            fake.ca, "-H", "@" + hdr, "--data-binary", "@" + reqs[0],
+                            "-K", cfg], capture_output=True, timeout=600)
+        secs = time.monotonic() - t0
+        os.unlink(hdr)
+        if p.returncode != 0:
+            return None
+        return n / secs
+
+    def fig_graph(self):
+        for w in ("W1", "W2"):
+            res = self.guarded(("graph", w), self.delivery_graph, w)
+            if res:
+                self.r[("graph", w)] = res["mps"]
+                self.r[("graph_rss", w)] = res["rss"]
+                if res["ceiling"]:
+                    self.r[("graph_ceiling", w)] = res["ceiling"]
+                log("  Graph %s: %.0f msg/s (the fake's own ceiling with curl: %s msg/s)"
+                    % (w, res["mps"], "%.0f" % res["ceiling"] if res["ceiling"] else "n/a"))
+
+    # ---- figure 3: a Postfix null client, when installed ----
+    def fig_postfix(self):
+        self.r[("postfix", "W1")] = "n/a (Postfix is not installed here)"
+        if not os.path.exists("/usr/sbin/postfix"):
+            return
+        # A private instance would have to be configured and started with the
+        # installed binaries; see docs/BENCHMARKS.md for why it is left manual.
+        self.r[("postfix", "W1")] = "n/a (Postfix installed: run it manually, see BENCHMARKS.md)"
+
+    # ---- run everything ----
+    def run(self):
+        log("mailspool benchmark%s, build %s" % (" (quick)" if self.quick else "", self.build))
+        if not self.tools.fetch():
+            log("  " + self.tools.error)
+        smtp = self.tools.error is None
+        steps = [("enqueue", self.fig_enqueue, False), ("delivery", self.fig_delivery, True),
+                 ("raw", self.fig_raw, True), ("scaling", self.fig_scaling, True),
+                 ("e2e", self.fig_e2e, True), ("wake", self.fig_wake, True),
+                 ("queue", self.fig_queue, False), ("graph", self.fig_graph, False),
+                 ("postfix", self.fig_postfix, False)]
+        t0 = time.monotonic()
+        for name, fn, needs_smtp in steps:
+            if not self.want(name):
+                continue
+            if needs_smtp and not smtp:
+                self.notes.append("%s: not measured: %s" % (name, self.tools.error))
+                continue
+            log("== %s" % name)
+            t = time.monotonic()
+            fn()
+            log("   (%.1fs)" % (time.monotonic() - t))
+        self.elapsed = time.monotonic() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--quick", action="store_true", help="small workloads (a smoke run)")
+    ap.add_argument("--only", help="comma-separated steps: enqueue,delivery,raw,scaling,e2e,"
+                    "wake,queue,graph,postfix")
+    ap.add_argument("--no-write", action="store_true", help="do not write docs/BENCHMARKS.md")
+    ap.add_argument("--no-profile", action="store_true", help="no profiles of missed targets")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+    args = ap.parse_args()
+    b = Bench(args)
+    b.run()
+    import bench_report
+    bench_report.finish(b)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
