@@ -126,7 +126,7 @@ $(B)/mailspool.pc: spool/mailspool.pc.in Makefile
 # ---- tests -------------------------------------------------------------
 check: deps
 	$(MAKE) check-unit check-integration
-	$(MAKE) SANITIZE=1 check-unit check-integration
+	$(MAKE) SANITIZE=1 check-unit check-integration PYTEST_ARGS='-m "not slow"'
 	$(MAKE) check-fuzz
 	@echo "make check: all suites passed (plain and ASan+UBSan)"
 
@@ -153,6 +153,9 @@ FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -g -O1 $(F
 FUZZ_SRC     := $(COMMON_SRC) spool/json_enqueue.c spool/b64decode.c spool/filetype.c \
 	spool/isotime.c tests/fuzz/fuzz_wire.c
 FUZZ_BINS    := $(patsubst %,$(FUZZ_B)/fuzz_%,$(FUZZ_TARGETS))
+FUZZ_OBJS    := $(patsubst %.c,$(FUZZ_B)/fobj/%.o,$(FUZZ_SRC) \
+	$(patsubst %,tests/fuzz/fuzz_%.c,$(FUZZ_TARGETS)))
+.SECONDARY: $(FUZZ_OBJS)
 
 $(FUZZ_B)/fobj/%.o: %.c
 	@mkdir -p $(dir $@)

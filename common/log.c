@@ -7,6 +7,7 @@
  * from concurrent writers never interleave and a rename by logrotate loses none.
  */
 #include "log.h"
+#include "address.h"
 #include "buf.h"
 #include "xmalloc.h"
 
@@ -122,14 +123,17 @@ void log_timestamp(char *out, unsigned long outlen)
     snprintf(out, outlen, "%s.%03ld%.3s:%.2s", date, (long)(tv.tv_usec / 1000), zone, zone + 3);
 }
 
-/* A token is printed bare when it has no space, quote, '=' or control byte. */
+/* A token is printed bare when it has no space, quote, '=' or control byte.
+ * Text that is not UTF-8 (a hostile spool row) has its bytes >= 0x80 escaped
+ * too, so that the log stays text for grep and awk. */
 static void log_put_quoted(struct buf *b, const char *s)
 {
     if (s == NULL) {
         buf_puts(b, "\"\"");
         return;
     }
-    bool bare = *s != '\0';
+    bool utf8 = utf8_valid(s, strlen(s));
+    bool bare = *s != '\0' && utf8;
     for (const unsigned char *p = (const unsigned char *)s; *p && bare; p++)
         if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f)
             bare = false;
@@ -146,7 +150,7 @@ static void log_put_quoted(struct buf *b, const char *s)
         case '\r': buf_puts(b, "\\r"); break;
         case '\t': buf_puts(b, "\\t"); break;
         default:
-            if (*p < ' ' || *p == 0x7f)
+            if (*p < ' ' || *p == 0x7f || (*p >= 0x80 && !utf8))
                 buf_printf(b, "\\x%02x", *p);
             else
                 buf_putc(b, (char)*p);

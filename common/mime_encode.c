@@ -213,10 +213,12 @@ void mime_hw_phrase(struct mime_hw *h, const char *utf8)
 {
     size_t len = strlen(utf8);
     bool atoms = len > 0 && utf8[0] != ' ' && utf8[len - 1] != ' ';
-    size_t quoted = 2;
+    size_t quoted = 2, run = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)utf8[i];
-        if (c < 0x20 || c >= 0x7F || (c == '=' && utf8[i + 1] == '?')) {
+        run = c == ' ' ? 0 : run + 1;
+        /* A word longer than a line cannot be folded: encoded words can. */
+        if (c < 0x20 || c >= 0x7F || (c == '=' && utf8[i + 1] == '?') || run > MIME_LINE_SOFT - 2) {
             mime_hw_encoded_words(h, utf8, len);
             return;
         }

@@ -53,6 +53,7 @@ struct profstate {
 };
 
 struct delivery; /* delivery.c */
+struct pending;  /* pending.c */
 
 struct daemon {
     struct event_base *base;
@@ -70,6 +71,7 @@ struct daemon {
 
     struct delivery *inflight; /* list of deliveries in flight */
     int ninflight;
+    struct pending *pending; /* outcomes the spool refused, written again by the tick */
 
     struct event *ev_run;      /* scheduler pass (made active to run soon) */
     struct event *ev_timer;    /* next due moment */
@@ -85,7 +87,9 @@ struct daemon {
     int64_t last_heartbeat; /* monotonic ms */
     int64_t last_maintain;  /* monotonic ms */
     int64_t last_stats;     /* monotonic ms of the last stats lines */
+    int64_t stats_since_ms; /* wall clock ms the next stats lines count from */
     int64_t last_expiry_sweep;
+    int64_t wall_offset_ms; /* wall minus boot time at the last clock_watch */
     unsigned int rand_state;
     bool profiles_dirty;
 };
@@ -94,6 +98,9 @@ struct daemon {
 int64_t now_ms_mono(void);
 int64_t now_s_wall(void);
 int64_t now_ms_wall(void);
+void clock_watch_start(struct daemon *d);
+/* Before each scheduler pass: moves pending retries when the wall clock was set. */
+void clock_watch(struct daemon *d);
 
 /* ---- profstate.c ---- */
 struct profstate *profstate_get(struct daemon *d, const char *name);
@@ -122,6 +129,12 @@ void delivery_abort_all(struct daemon *d);
 void delivery_finish(struct delivery *dl, const struct outcome *o);
 /* Fails or defers queued messages that nobody can send anymore. */
 void delivery_expire_sweep(struct daemon *d);
+
+/* ---- pending.c: outcomes to write again ---- */
+void pending_add(struct daemon *d, int64_t id, enum msg_state st, int64_t next, bool count,
+                 const char *reason, const struct spool_attempt *att, size_t natt);
+void pending_flush(struct daemon *d); /* the tick, and once more at the end */
+void pending_free_all(struct daemon *d);
 
 /* ---- wake.c: inotify on the spool directory ---- */
 struct wake *wake_new(struct daemon *d, struct err *e);

@@ -83,8 +83,9 @@ static int64_t delivery_deadline(const struct config *c, const struct message *m
     return end;
 }
 
-/* Writes the outcome in one transaction; logs a failure to write (the row stays sending
- * and returns to queued at the next start: at-least-once). */
+/* Writes the outcome in one transaction. When the spool refuses (disk full), the
+ * row stays sending and the outcome is kept and written again by the tick
+ * (pending.c); should the daemon end first, the next start requeues the row. */
 static void delivery_record(struct delivery *dl, enum msg_state st, int64_t next, bool count,
                             const char *reason, const char *result, const char *reply)
 {
@@ -99,9 +100,11 @@ static void delivery_record(struct delivery *dl, enum msg_state st, int64_t next
         att[natt++] = (struct spool_attempt){now_ms_wall(), dl->p->name, "smtp", "rcpt-rejected",
                                              dl->smtp.rejects[i].reply, 0};
     struct err e = {0};
-    if (spool_finish(d->spool, dl->id, st, next, count, reason, att, natt, &e) != 0)
-        log_event(d->log, LL_ERROR, "spool", "op=finish id=%lld reason=%q", (long long)dl->id,
-                  e.msg);
+    if (spool_finish(d->spool, dl->id, st, next, count, reason, att, natt, &e) != 0) {
+        log_event(d->log, LL_ERROR, "spool", "op=finish id=%lld state=%s retry=1s reason=%q",
+                  (long long)dl->id, msg_state_name(st), e.msg);
+        pending_add(d, dl->id, st, next, count, reason, att, natt);
+    }
 }
 
 static void delivery_end(struct delivery *dl)

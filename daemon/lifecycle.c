@@ -170,16 +170,18 @@ static void lifecycle_stats_add(int64_t *t, const struct spool_stat *s)
 
 /*
  * The "stats" lines for log-based monitoring: per area and in total, the
- * attempts that ended sent, deferred and failed (incl. expired) over the last
- * stats_interval.
+ * attempts that ended sent, deferred and failed (incl. expired) since the
+ * previous stats lines (about stats_interval; period= says exactly).
  */
-static void lifecycle_stats(struct daemon *d, int64_t wall)
+static void lifecycle_stats(struct daemon *d)
 {
-    int64_t period = d->cfg->cfg->stats_interval;
+    /* Windows follow each other without gaps: each line counts since the last. */
+    int64_t now = now_ms_wall();
+    int64_t period = (now - d->stats_since_ms + 500) / 1000;
     struct spool_stat *v = NULL;
     size_t n = 0;
     struct err e = {0};
-    if (spool_stats(d->spool, (wall - period) * 1000, &v, &n, &e) != 0) {
+    if (spool_stats(d->spool, d->stats_since_ms, &v, &n, &e) != 0) {
         log_event(d->log, LL_WARN, "spool", "op=stats reason=%q", e.msg);
         return;
     }
@@ -199,6 +201,7 @@ static void lifecycle_stats(struct daemon *d, int64_t wall)
     log_event(d->log, LL_INFO, "stats", "area=all sent=%lld deferred=%lld failed=%lld period=%llds",
               (long long)total[0], (long long)total[1], (long long)total[2], (long long)period);
     spool_stats_free(v, n);
+    d->stats_since_ms = now;
 }
 
 static void lifecycle_tick_cb(evutil_socket_t fd, short what, void *arg)
@@ -209,6 +212,8 @@ static void lifecycle_tick_cb(evutil_socket_t fd, short what, void *arg)
     int64_t mono = now_ms_mono(), wall = now_s_wall();
     struct err e = {0};
     notify_watchdog(d->notify);
+    if (d->pending)
+        pending_flush(d);
     if (mono - d->last_heartbeat >= HEARTBEAT_MS) {
         d->last_heartbeat = mono;
         if (spool_heartbeat(d->spool, (long)getpid(), d->started, wall, &e) != 0)
@@ -224,7 +229,7 @@ static void lifecycle_tick_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (mono - d->last_stats >= d->cfg->cfg->stats_interval * 1000) {
         d->last_stats = mono;
-        lifecycle_stats(d, wall);
+        lifecycle_stats(d);
     }
     if (mono - d->last_maintain >= MAINTAIN_MS) {
         d->last_maintain = mono;
@@ -248,5 +253,6 @@ int lifecycle_setup(struct daemon *d, struct err *e)
     d->last_heartbeat = now_ms_mono() - HEARTBEAT_MS; /* first tick writes one */
     d->last_maintain = now_ms_mono();
     d->last_stats = now_ms_mono();
+    d->stats_since_ms = now_ms_wall();
     return 0;
 }

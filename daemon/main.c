@@ -180,10 +180,12 @@ static void main_cleanup(struct daemon *d)
         event_base_free(d->base);
     if (d->spool) {
         struct err e = {0};
+        pending_flush(d); /* a last chance; what is left is requeued at the next start */
         profstate_publish(d);
         spool_close(d->spool);
         (void)e;
     }
+    pending_free_all(d);
     profstate_free_all(d);
     if (d->cfg)
         cfgref_put(d->cfg);

@@ -38,18 +38,22 @@ static size_t sched_blocked_areas(struct daemon *d, int64_t mono, char ***out)
     return n;
 }
 
-static void sched_arm(struct daemon *d, int64_t mono)
+/* Arms the timer for the next pass. With every slot taken the next
+ * completion kicks a pass anyway: only the safety net is armed, and the
+ * spool is not asked when the next message falls due (measured: asking after
+ * every pass of a burst cost more than the claim itself). */
+static void sched_arm(struct daemon *d, int64_t mono, bool full)
 {
     int64_t wait = SCHED_FALLBACK_MS;
     int64_t when = 0;
     struct err e = {0};
-    if (spool_next_due(d->spool, &when, &e) == 0 && when > 0) {
+    if (!full && spool_next_due(d->spool, &when, &e) == 0 && when > 0) {
         int64_t ms = when * 1000 - now_ms_wall();
         /* Due now but blocked: the profile slots below decide; poll gently. */
         wait = ms > 0 ? (ms < wait ? ms : wait) : 1000;
     }
     const struct config *c = d->cfg->cfg;
-    for (size_t i = 0; i < c->nprofiles; i++) {
+    for (size_t i = 0; !full && i < c->nprofiles; i++) {
         int64_t slot = profstate_next_slot(d, &c->profiles[i], mono);
         if (slot > mono && slot - mono < wait)
             wait = slot - mono;
@@ -65,6 +69,7 @@ static void sched_run(struct daemon *d)
 {
     if (d->stopping)
         return;
+    clock_watch(d);
     int64_t mono = now_ms_mono();
     profstate_check_resume(d, mono);
     const struct config *c = d->cfg->cfg;
@@ -105,7 +110,7 @@ static void sched_run(struct daemon *d)
     for (size_t i = 0; i < nskip; i++)
         free(skip[i]);
     free(skip);
-    sched_arm(d, mono);
+    sched_arm(d, mono, capacity <= 0);
 }
 
 static void sched_cb(evutil_socket_t fd, short what, void *arg)
@@ -117,6 +122,7 @@ static void sched_cb(evutil_socket_t fd, short what, void *arg)
 
 void sched_init(struct daemon *d)
 {
+    clock_watch_start(d);
     d->ev_run = event_new(d->base, -1, 0, sched_cb, d);
     d->ev_timer = evtimer_new(d->base, sched_cb, d);
 }

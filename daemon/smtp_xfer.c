@@ -79,14 +79,22 @@ void smtp_xfer_ehlo_name(const char *from_address, char *out, size_t outlen)
     snprintf(out, outlen, "localhost");
 }
 
-/* An envelope address curl may put between < and > unchanged. */
+/* An envelope address curl may put between < and > unchanged. A space is
+ * allowed inside a quoted local part only ("quoted local"@example.org, which
+ * enqueue accepts). */
 static bool xfer_addr_ok(const char *a)
 {
     if (a == NULL || a[0] == '\0' || strchr(a, '@') == NULL)
         return false;
-    for (const unsigned char *p = (const unsigned char *)a; *p; p++)
+    bool quoted = false;
+    for (const unsigned char *p = (const unsigned char *)a; *p; p++) {
+        if (*p == '"' && (p == (const unsigned char *)a || p[-1] != '\\'))
+            quoted = !quoted;
+        if (*p == ' ' && quoted)
+            continue;
         if (*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>')
             return false;
+    }
     return true;
 }
 

@@ -258,30 +258,81 @@ static int json_enqueue_dups(const cJSON *root, struct err *e)
     return 0;
 }
 
+/* Line and column of at in text, both counted from 1. */
+static void json_enqueue_where(const char *text, size_t len, const char *at, int *line, int *col)
+{
+    *line = 1;
+    *col = 1;
+    for (const char *p = text; at && p < at && p < text + len; p++) {
+        *col = *p == '\n' ? 1 : *col + 1;
+        *line += *p == '\n';
+    }
+}
+
 static int json_enqueue_syntax(const char *text, size_t len, struct err *e)
 {
-    const char *at = cJSON_GetErrorPtr();
-    int line = 1, col = 1;
-    for (const char *p = text; at && p < at && p < text + len; p++) {
-        col = *p == '\n' ? 1 : col + 1;
-        line += *p == '\n';
-    }
+    int line, col;
+    json_enqueue_where(text, len, cJSON_GetErrorPtr(), &line, &col);
     return err_set(e, EX_DATAERR,
                    "JSON document: syntax error at line %d, column %d: fix the "
                    "document (see SPEC section 4 / docs/SPOOL.md)",
                    line, col);
 }
 
+/* The first "\u0000" escape inside a string, or NULL. cJSON decodes it into
+ * a C string, which silently ends the value there ("a@b.example\u0000..."
+ * would become a shorter, different value): such a document is refused. */
+static const char *json_enqueue_nul_escape(const char *text, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '"')
+            in_string = !in_string;
+        else if (in_string && text[i] == '\\' && i + 1 < len) {
+            i++;
+            if (text[i] == 'u' && len - i > 4 && memcmp(text + i + 1, "0000", 4) == 0)
+                return text + i - 1;
+        }
+    }
+    return NULL;
+}
+
+/* Refuses what cJSON accepts silently: NUL escapes, and text after the
+ * document (a second document would be dropped without a word). */
+static int json_enqueue_strict(const char *text, size_t len, const char *end, struct err *e)
+{
+    int line, col;
+    const char *nul = json_enqueue_nul_escape(text, len);
+    if (nul) {
+        json_enqueue_where(text, len, nul, &line, &col);
+        return err_set(e, EX_DATAERR,
+                       "JSON document: \\u0000 (NUL) at line %d, column %d: no field may "
+                       "hold a NUL character; remove it",
+                       line, col);
+    }
+    while (end && end < text + len && strchr(" \t\r\n", *end) && *end != '\0')
+        end++;
+    if (end && end < text + len) {
+        json_enqueue_where(text, len, end, &line, &col);
+        return err_set(e, EX_DATAERR,
+                       "JSON document: unexpected text after the document at line %d, "
+                       "column %d: give one message per document",
+                       line, col);
+    }
+    return 0;
+}
+
 int json_enqueue_parse(const char *text, size_t len, struct message **out, struct err *e)
 {
     *out = NULL;
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (root == NULL)
         return json_enqueue_syntax(text, len, e);
-    int rc = 0;
-    if (!cJSON_IsObject(root))
+    int rc = json_enqueue_strict(text, len, end, e);
+    if (rc == 0 && !cJSON_IsObject(root))
         rc = err_set(e, EX_DATAERR, "JSON document: must be an object {\"area\": ..., ...}");
-    else
+    else if (rc == 0)
         rc = json_enqueue_dups(root, e);
     struct message *m = message_new();
     const cJSON *v;

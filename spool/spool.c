@@ -187,6 +187,7 @@ void spool_close(struct spool *sp)
         return;
     if (sp->db) {
         spool_db_rollback(sp);
+        spool_db_cache_free(sp);
         sqlite3_close_v2(sp->db);
     }
     free(sp->path);

@@ -77,6 +77,11 @@ int spool_expiry_candidates(struct spool *sp, int64_t now, int64_t created_befor
  * not_before), or 0 when nothing is queued. */
 int spool_next_due(struct spool *sp, int64_t *when, struct err *e);
 
+/* After the wall clock was set by delta seconds: queued messages whose retry
+ * was still ahead (next_attempt > after, the wall time before the jump) move
+ * by delta, so that each keeps its remaining wait. *n gets how many. */
+int spool_shift_retries(struct spool *sp, int64_t after, int64_t delta, int *n, struct err *e);
+
 /* queued -> sending when still queued; returns 1 when claimed, 0 when
  * someone (cancel) got there first, -1 on error. */
 int spool_claim(struct spool *sp, int64_t id, struct err *e);

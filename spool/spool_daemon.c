@@ -76,7 +76,7 @@ static int spool_due_collect(struct spool *sp, sqlite3_stmt *st, const char *wha
         d->created = sqlite3_column_int64(st, 3);
         d->expires = sqlite3_column_int64(st, 4);
     }
-    sqlite3_finalize(st);
+    spool_db_release(st);
     if (rc != SQLITE_DONE) {
         spool_due_free(*out, *n);
         *out = NULL;
@@ -102,7 +102,7 @@ int spool_due(struct spool *sp, int64_t now, const char *const *skip_areas, size
     }
     buf_puts(&sql, " ORDER BY priority DESC, next_attempt, id LIMIT ?2");
     sqlite3_stmt *st;
-    int rc = spool_db_prepare(sp, sql.data, &st, e);
+    int rc = spool_db_cached(sp, sql.data, &st, e);
     buf_free(&sql);
     if (rc != 0)
         return -1;
@@ -119,7 +119,7 @@ int spool_expiry_candidates(struct spool *sp, int64_t now, int64_t created_befor
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp,
+    if (spool_db_cached(sp,
                          "SELECT id, area, priority, created, expires FROM messages"
                          " WHERE state = 'queued' AND (created < ?2"
                          " OR (expires > 0 AND expires <= ?1)) ORDER BY id LIMIT ?3",
@@ -142,23 +142,25 @@ int spool_next_due(struct spool *sp, int64_t *when, struct err *e)
 {
     *when = 0;
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp,
-                         "SELECT min(max(next_attempt, not_before)) FROM messages"
-                         " WHERE state = 'queued'",
+    /* Written as ORDER BY ... LIMIT 1 over the exact expression of the index
+     * messages_due_at: one index seek instead of a scan of every queued row. */
+    if (spool_db_cached(sp,
+                         "SELECT max(next_attempt, not_before) FROM messages"
+                         " WHERE state = 'queued' ORDER BY max(next_attempt, not_before) LIMIT 1",
                          &st, e) != 0)
         return -1;
     int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         spool_db_fail(sp, rc, "finding the next due message", e);
-        sqlite3_finalize(st);
+        spool_db_release(st);
         return -1;
     }
-    if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+    if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
         int64_t t = sqlite3_column_int64(st, 0);
         /* 0 means "nothing queued": a message due since forever is due at 1. */
         *when = t > 0 ? t : 1;
     }
-    sqlite3_finalize(st);
+    spool_db_release(st);
     return 0;
 }
 
@@ -178,18 +180,37 @@ static int spool_daemon_write1(struct spool *sp, sqlite3_stmt *st, const char *w
     return spool_db_commit(sp, e);
 }
 
-int spool_claim(struct spool *sp, int64_t id, struct err *e)
+int spool_shift_retries(struct spool *sp, int64_t after, int64_t delta, int *n, struct err *e)
 {
+    *n = 0;
     sqlite3_stmt *st;
+    /* not_before is a producer's absolute time and stays as it is. */
     if (spool_db_prepare(sp,
-                         "UPDATE messages SET state = 'sending', updated = ?2"
-                         " WHERE id = ?1 AND state = 'queued'",
+                         "UPDATE messages SET next_attempt = next_attempt + ?2"
+                         " WHERE state = 'queued' AND next_attempt > ?1",
                          &st, e) != 0)
         return -1;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, delta);
+    return spool_daemon_write1(sp, st, "moving retries after a clock jump", n, e);
+}
+
+int spool_claim(struct spool *sp, int64_t id, struct err *e)
+{
+    if (spool_db_begin(sp, e) != 0)
+        return -1;
+    sqlite3_stmt *st;
+    if (spool_db_cached(sp,
+                        "UPDATE messages SET state = 'sending', updated = ?2"
+                        " WHERE id = ?1 AND state = 'queued'",
+                        &st, e) != 0)
+        return spool_db_rollback(sp);
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, spool_db_now());
-    int changes = 0;
-    if (spool_daemon_write1(sp, st, "claiming a message", &changes, e) != 0)
+    if (spool_db_step_reset(sp, st, "claiming a message", e) != 0)
+        return spool_db_rollback(sp);
+    int changes = sqlite3_changes(sp->db);
+    if (spool_db_commit(sp, e) != 0)
         return -1;
     return changes > 0 ? 1 : 0;
 }
@@ -199,7 +220,7 @@ static int spool_finish_attempts(struct spool *sp, int64_t id, const struct spoo
 {
     for (size_t i = 0; i < natt; i++) {
         sqlite3_stmt *st;
-        if (spool_db_prepare(sp,
+        if (spool_db_cached(sp,
                              "INSERT INTO attempts (message_id, at_ms, profile, transport,"
                              " result, reply, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                              &st, e) != 0)
@@ -211,7 +232,7 @@ static int spool_finish_attempts(struct spool *sp, int64_t id, const struct spoo
         spool_db_bind_text(st, 5, att[i].result ? att[i].result : "");
         spool_db_bind_text(st, 6, att[i].reply);
         sqlite3_bind_int64(st, 7, att[i].duration_ms);
-        if (spool_db_step_done(sp, st, "recording an attempt", e) != 0)
+        if (spool_db_step_reset(sp, st, "recording an attempt", e) != 0)
             return -1;
     }
     return 0;
@@ -226,7 +247,7 @@ int spool_finish(struct spool *sp, int64_t id, enum msg_state new_state, int64_t
     if (spool_finish_attempts(sp, id, att, natt, e) != 0)
         return spool_db_rollback(sp);
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp,
+    if (spool_db_cached(sp,
                          "UPDATE messages SET state = ?2, next_attempt = ?3,"
                          " attempts = attempts + ?4, last_error = ?5, updated = ?6"
                          " WHERE id = ?1 AND state = 'sending'",
@@ -238,7 +259,7 @@ int spool_finish(struct spool *sp, int64_t id, enum msg_state new_state, int64_t
     sqlite3_bind_int(st, 4, count_attempt ? 1 : 0);
     spool_db_bind_text(st, 5, new_state == MSG_SENT ? NULL : reason);
     sqlite3_bind_int64(st, 6, spool_db_now());
-    if (spool_db_step_done(sp, st, "recording the outcome", e) != 0)
+    if (spool_db_step_reset(sp, st, "recording the outcome", e) != 0)
         return spool_db_rollback(sp);
     return spool_db_commit(sp, e);
 }
@@ -306,9 +327,10 @@ int spool_counts(struct spool *sp, struct spool_counts *out, struct err *e)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp,
-                         "SELECT state, count(*), sum(attempts > 0), min(created)"
-                         " FROM messages GROUP BY state",
+    /* Both queries are answered from indexes (messages_state_created,
+     * messages_deferred), never from the table rows. */
+    if (spool_db_cached(sp,
+                         "SELECT state, count(*), min(created) FROM messages GROUP BY state",
                          &st, e) != 0)
         return -1;
     int rc;
@@ -317,8 +339,7 @@ int spool_counts(struct spool *sp, struct spool_counts *out, struct err *e)
         switch (msg_state_parse((const char *)sqlite3_column_text(st, 0))) {
         case MSG_QUEUED:
             out->queued = c;
-            out->deferred = sqlite3_column_int64(st, 2);
-            out->oldest_queued = sqlite3_column_int64(st, 3);
+            out->oldest_queued = sqlite3_column_int64(st, 2);
             break;
         case MSG_SENDING:
             out->sending = c;
@@ -336,9 +357,19 @@ int spool_counts(struct spool *sp, struct spool_counts *out, struct err *e)
             break;
         }
     }
-    sqlite3_finalize(st);
+    spool_db_release(st);
     if (rc != SQLITE_DONE)
         return spool_db_fail(sp, rc, "counting messages", e);
+    if (spool_db_cached(sp,
+                         "SELECT count(*) FROM messages WHERE state = 'queued' AND attempts > 0",
+                         &st, e) != 0)
+        return -1;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        out->deferred = sqlite3_column_int64(st, 0);
+    spool_db_release(st);
+    if (rc != SQLITE_ROW)
+        return spool_db_fail(sp, rc, "counting deferred messages", e);
     return 0;
 }
 

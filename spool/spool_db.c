@@ -8,6 +8,7 @@
 #include "spool_db.h"
 #include "xmalloc.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -96,6 +97,82 @@ int spool_db_prepare(struct spool *sp, const char *sql, sqlite3_stmt **st, struc
     return 0;
 }
 
+/* More distinct statements than the spool code has; should a configuration
+ * with very many areas produce more (spool_due's skip list), the oldest entry
+ * is replaced. Safe because callers release a cached statement before they
+ * take another one. */
+#define SPOOL_DB_CACHE_MAX 64
+
+int spool_db_cached(struct spool *sp, const char *sql, sqlite3_stmt **st, struct err *e)
+{
+    for (size_t i = 0; i < sp->ncache; i++) {
+        if (strcmp(sp->cache[i].sql, sql) == 0) {
+            *st = sp->cache[i].st;
+            sqlite3_reset(*st);
+            sqlite3_clear_bindings(*st);
+            return 0;
+        }
+    }
+    if (spool_db_prepare(sp, sql, st, e) != 0)
+        return -1;
+    size_t slot = sp->ncache;
+    if (slot == SPOOL_DB_CACHE_MAX) {
+        slot = 0;
+        sqlite3_finalize(sp->cache[0].st);
+        free(sp->cache[0].sql);
+        memmove(&sp->cache[0], &sp->cache[1], (SPOOL_DB_CACHE_MAX - 1) * sizeof *sp->cache);
+        slot = SPOOL_DB_CACHE_MAX - 1;
+    } else {
+        sp->cache = xreallocarray(sp->cache, sp->ncache + 1, sizeof *sp->cache);
+        sp->ncache++;
+    }
+    sp->cache[slot].sql = xstrdup(sql);
+    sp->cache[slot].st = *st;
+    return 0;
+}
+
+void spool_db_release(sqlite3_stmt *st)
+{
+    if (st)
+        sqlite3_reset(st);
+}
+
+int spool_db_step_reset(struct spool *sp, sqlite3_stmt *st, const char *what, struct err *e)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        spool_db_fail(sp, rc, what, e);
+        sqlite3_reset(st);
+        return -1;
+    }
+    sqlite3_reset(st);
+    return 0;
+}
+
+void spool_db_cache_free(struct spool *sp)
+{
+    for (size_t i = 0; i < sp->ncache; i++) {
+        sqlite3_finalize(sp->cache[i].st);
+        free(sp->cache[i].sql);
+    }
+    free(sp->cache);
+    sp->cache = NULL;
+    sp->ncache = 0;
+}
+
+/* BEGIN, COMMIT and ROLLBACK through the cache: sqlite3_exec parses them anew
+ * every time. Returns the step's result code. */
+static int spool_db_control(struct spool *sp, const char *sql)
+{
+    sqlite3_stmt *st;
+    struct err ignored = {0};
+    if (spool_db_cached(sp, sql, &st, &ignored) != 0)
+        return sqlite3_errcode(sp->db) != SQLITE_OK ? sqlite3_errcode(sp->db) : SQLITE_ERROR;
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 int spool_db_exec(struct spool *sp, const char *sql, const char *what, struct err *e)
 {
     int rc = sqlite3_exec(sp->db, sql, NULL, NULL, NULL);
@@ -104,11 +181,19 @@ int spool_db_exec(struct spool *sp, const char *sql, const char *what, struct er
     return 0;
 }
 
+int spool_db_read_begin(struct spool *sp, struct err *e)
+{
+    int rc = spool_db_control(sp, "BEGIN");
+    if (rc != SQLITE_OK)
+        return spool_db_fail(sp, rc, "starting a read", e);
+    return 0;
+}
+
 int spool_db_begin(struct spool *sp, struct err *e)
 {
     int rc = SQLITE_OK;
     for (int i = 0; i <= SPOOL_DB_BEGIN_RETRIES; i++) {
-        rc = sqlite3_exec(sp->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+        rc = spool_db_control(sp, "BEGIN IMMEDIATE");
         if (rc == SQLITE_OK)
             return 0;
         if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
@@ -127,7 +212,7 @@ int spool_db_begin(struct spool *sp, struct err *e)
 
 int spool_db_commit(struct spool *sp, struct err *e)
 {
-    int rc = sqlite3_exec(sp->db, "COMMIT", NULL, NULL, NULL);
+    int rc = spool_db_control(sp, "COMMIT");
     if (rc == SQLITE_OK)
         return 0;
     spool_db_fail(sp, rc, "committing", e);
@@ -138,7 +223,7 @@ int spool_db_commit(struct spool *sp, struct err *e)
 int spool_db_rollback(struct spool *sp)
 {
     if (sp && sp->db && !sqlite3_get_autocommit(sp->db))
-        sqlite3_exec(sp->db, "ROLLBACK", NULL, NULL, NULL);
+        spool_db_control(sp, "ROLLBACK");
     return -1;
 }
 

@@ -19,10 +19,18 @@
 /* How long one SQLite call waits for a lock before SQLITE_BUSY. */
 #define SPOOL_DB_BUSY_MS 10000
 
+/* One prepared statement kept for reuse, keyed by its SQL text. */
+struct spool_db_stmt {
+    char *sql;
+    sqlite3_stmt *st;
+};
+
 struct spool {
     sqlite3 *db;
     char *path;
     int flags; /* enum spool_flags */
+    struct spool_db_stmt *cache; /* see spool_db_cached */
+    size_t ncache;
 };
 
 /* Unix seconds / milliseconds now. */
@@ -37,9 +45,26 @@ int spool_db_fail(struct spool *sp, int rc, const char *what, struct err *e);
 
 /* Prepares sql; on failure sets e and returns -1. */
 int spool_db_prepare(struct spool *sp, const char *sql, sqlite3_stmt **st, struct err *e);
+/*
+ * The connection's cached statement for sql, reset and with its bindings
+ * cleared; prepared on first use. Preparing cost more than executing for the
+ * daemon's small statements (tests/bench profile). The caller never finalizes
+ * it: it calls spool_db_release (or spool_db_step_reset) when done, on every
+ * path, so that no cached statement keeps a read transaction open.
+ */
+int spool_db_cached(struct spool *sp, const char *sql, sqlite3_stmt **st, struct err *e);
+/* Resets a cached statement after use. */
+void spool_db_release(sqlite3_stmt *st);
+/* spool_db_step_done for a cached statement: steps, then resets it. */
+int spool_db_step_reset(struct spool *sp, sqlite3_stmt *st, const char *what, struct err *e);
+/* Finalizes every cached statement (before sqlite3_close). */
+void spool_db_cache_free(struct spool *sp);
+
 /* Runs sql (no results expected) outside of prepared statements. */
 int spool_db_exec(struct spool *sp, const char *sql, const char *what, struct err *e);
 
+/* BEGIN (deferred): a read transaction, so that several reads see one state. */
+int spool_db_read_begin(struct spool *sp, struct err *e);
 /* BEGIN IMMEDIATE: busy_timeout first, then a few spaced retries. */
 int spool_db_begin(struct spool *sp, struct err *e);
 /* COMMIT; on failure rolls back and sets e. */

@@ -156,7 +156,7 @@ static int spool_enqueue_attachment(struct spool *sp, int64_t msg_id,
                        "invalid UTF-8: choose a plain name",
                        s->label);
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp,
+    if (spool_db_cached(sp,
                          "INSERT INTO attachments (message_id, name, content_type, size, data)"
                          " VALUES (?1, ?2, ?3, ?4, zeroblob(?4))",
                          &st, e) != 0)
@@ -165,17 +165,17 @@ static int spool_enqueue_attachment(struct spool *sp, int64_t msg_id,
     spool_db_bind_text(st, 2, name);
     spool_db_bind_text(st, 3, type);
     sqlite3_bind_int64(st, 4, s->size);
-    if (spool_db_step_done(sp, st, "storing an attachment", e) != 0)
+    if (spool_db_step_reset(sp, st, "storing an attachment", e) != 0)
         return -1;
     int64_t rowid = sqlite3_last_insert_rowid(sp->db);
     char hex[65];
     if (spool_enqueue_copy(sp, a, s, rowid, hex, e) != 0)
         return -1;
-    if (spool_db_prepare(sp, "UPDATE attachments SET sha256 = ?1 WHERE id = ?2", &st, e) != 0)
+    if (spool_db_cached(sp, "UPDATE attachments SET sha256 = ?1 WHERE id = ?2", &st, e) != 0)
         return -1;
     spool_db_bind_text(st, 1, hex);
     sqlite3_bind_int64(st, 2, rowid);
-    return spool_db_step_done(sp, st, "storing an attachment checksum", e);
+    return spool_db_step_reset(sp, st, "storing an attachment checksum", e);
 }
 
 /* Finds the message of (area, ref); 1 found, 0 not, -1 error. */
@@ -183,7 +183,7 @@ static int spool_enqueue_find_ref(struct spool *sp, const struct message *m, int
                                   struct err *e)
 {
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp, "SELECT id FROM messages WHERE area = ?1 AND ref = ?2", &st, e) != 0)
+    if (spool_db_cached(sp, "SELECT id FROM messages WHERE area = ?1 AND ref = ?2", &st, e) != 0)
         return -1;
     spool_db_bind_text(st, 1, m->area);
     spool_db_bind_text(st, 2, m->ref);
@@ -194,7 +194,7 @@ static int spool_enqueue_find_ref(struct spool *sp, const struct message *m, int
     } else if (rc != SQLITE_DONE) {
         found = spool_db_fail(sp, rc, "looking up the ref", e);
     }
-    sqlite3_finalize(st);
+    spool_db_release(st);
     return found;
 }
 
@@ -202,7 +202,7 @@ static int spool_enqueue_message_row(struct spool *sp, const struct message *m, 
                                      struct err *e)
 {
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp,
+    if (spool_db_cached(sp,
                          "INSERT INTO messages (area, ref, subject, body_text, body_html, "
                          "reply_to, message_id, priority, created, not_before, expires, "
                          "next_attempt, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
@@ -220,7 +220,7 @@ static int spool_enqueue_message_row(struct spool *sp, const struct message *m, 
     sqlite3_bind_int64(st, 9, spool_db_now());
     sqlite3_bind_int64(st, 10, m->not_before);
     sqlite3_bind_int64(st, 11, m->expires);
-    if (spool_db_step_done(sp, st, "storing the message", e) != 0)
+    if (spool_db_step_reset(sp, st, "storing the message", e) != 0)
         return -1;
     *id = sqlite3_last_insert_rowid(sp->db);
     return 0;
@@ -230,7 +230,7 @@ static int spool_enqueue_parts(struct spool *sp, const struct message *m, int64_
 {
     sqlite3_stmt *st;
     for (size_t i = 0; i < m->nrcpts; i++) {
-        if (spool_db_prepare(sp,
+        if (spool_db_cached(sp,
                              "INSERT INTO recipients (message_id, kind, name, address)"
                              " VALUES (?1, ?2, ?3, ?4)",
                              &st, e) != 0)
@@ -239,18 +239,18 @@ static int spool_enqueue_parts(struct spool *sp, const struct message *m, int64_
         spool_db_bind_text(st, 2, rcpt_kind_name(m->rcpts[i].kind));
         spool_db_bind_text(st, 3, m->rcpts[i].name);
         spool_db_bind_text(st, 4, m->rcpts[i].addr);
-        if (spool_db_step_done(sp, st, "storing a recipient", e) != 0)
+        if (spool_db_step_reset(sp, st, "storing a recipient", e) != 0)
             return -1;
     }
     for (size_t i = 0; i < m->nhdrs; i++) {
-        if (spool_db_prepare(sp,
+        if (spool_db_cached(sp,
                              "INSERT INTO headers (message_id, name, value) VALUES (?1, ?2, ?3)",
                              &st, e) != 0)
             return -1;
         sqlite3_bind_int64(st, 1, id);
         spool_db_bind_text(st, 2, m->hdrs[i].name);
         spool_db_bind_text(st, 3, m->hdrs[i].value);
-        if (spool_db_step_done(sp, st, "storing a header", e) != 0)
+        if (spool_db_step_reset(sp, st, "storing a header", e) != 0)
             return -1;
     }
     return 0;

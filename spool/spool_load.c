@@ -3,8 +3,9 @@
  *
  * Owns: turning rows into a struct message exactly as stored (rows are
  * untrusted; the caller validates) and chunked blob reads.
- * Never: validates or repairs a row, or holds a read transaction between
- * calls (each spool_att_read opens and closes its blob).
+ * Never: validates or repairs a row (a text holding a NUL byte, which a C
+ * string cannot carry, is refused rather than cut), or holds a read
+ * transaction between calls (each spool_att_read opens and closes its blob).
  */
 #include "spool.h"
 #include "spool_db.h"
@@ -13,10 +14,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Fails when one of the columns [first, first + n) of the current row holds
+ * a NUL byte. Plain SQL can store one; a C string would silently end there
+ * ("a@b.example\0..." read as "a@b.example") and the message would go out
+ * changed, so the row is refused instead (the daemon fails it with this). */
+static int spool_load_nul(sqlite3_stmt *st, const char *table, int first, int n, int64_t id,
+                          struct err *e)
+{
+    for (int c = first; c < first + n; c++) {
+        const unsigned char *t = sqlite3_column_text(st, c);
+        if (t && memchr(t, '\0', (size_t)sqlite3_column_bytes(st, c)))
+            return err_set(e, EX_DATAERR,
+                           "message %lld: column %s.%s holds a NUL byte, which no text may "
+                           "contain: correct or delete the row",
+                           (long long)id, table, sqlite3_column_name(st, c));
+    }
+    return 0;
+}
+
 static int spool_load_row(struct spool *sp, int64_t id, struct message *m, struct err *e)
 {
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp,
+    if (spool_db_cached(sp,
                          "SELECT area, ref, subject, body_text, body_html, reply_to, message_id,"
                          " priority, created, not_before, expires, attempts, draft_id, last_error"
                          " FROM messages WHERE id = ?1",
@@ -30,7 +49,7 @@ static int spool_load_row(struct spool *sp, int64_t id, struct message *m, struc
                     (long long)id, sp->path);
         else
             spool_db_fail(sp, rc, "loading a message", e);
-        sqlite3_finalize(st);
+        spool_db_release(st);
         return -1;
     }
     m->id = id;
@@ -48,8 +67,9 @@ static int spool_load_row(struct spool *sp, int64_t id, struct message *m, struc
     m->attempts = sqlite3_column_int(st, 11);
     m->draft_id = spool_db_column_dup(st, 12);
     m->last_error = spool_db_column_dup(st, 13);
-    sqlite3_finalize(st);
-    return 0;
+    rc = spool_load_nul(st, "messages", 0, 7, id, e);
+    spool_db_release(st);
+    return rc;
 }
 
 /* Rows are appended as stored, without message_add_rcpt's checks: the
@@ -57,7 +77,7 @@ static int spool_load_row(struct spool *sp, int64_t id, struct message *m, struc
 static int spool_load_rcpts(struct spool *sp, struct message *m, struct err *e)
 {
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp,
+    if (spool_db_cached(sp,
                          "SELECT kind, name, address FROM recipients WHERE message_id = ?1"
                          " ORDER BY id",
                          &st, e) != 0)
@@ -73,8 +93,12 @@ static int spool_load_rcpts(struct spool *sp, struct message *m, struct err *e)
         r->addr = spool_db_column_dup(st, 2);
         if (r->addr == NULL)
             r->addr = xstrdup("");
+        if (spool_load_nul(st, "recipients", 0, 3, m->id, e) != 0) {
+            spool_db_release(st);
+            return -1;
+        }
     }
-    sqlite3_finalize(st);
+    spool_db_release(st);
     if (rc != SQLITE_DONE)
         return spool_db_fail(sp, rc, "loading recipients", e);
     return 0;
@@ -83,7 +107,7 @@ static int spool_load_rcpts(struct spool *sp, struct message *m, struct err *e)
 static int spool_load_headers(struct spool *sp, struct message *m, struct err *e)
 {
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp, "SELECT name, value FROM headers WHERE message_id = ?1 ORDER BY id",
+    if (spool_db_cached(sp, "SELECT name, value FROM headers WHERE message_id = ?1 ORDER BY id",
                          &st, e) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, m->id);
@@ -97,8 +121,12 @@ static int spool_load_headers(struct spool *sp, struct message *m, struct err *e
             h->name = xstrdup("");
         if (h->value == NULL)
             h->value = xstrdup("");
+        if (spool_load_nul(st, "headers", 0, 2, m->id, e) != 0) {
+            spool_db_release(st);
+            return -1;
+        }
     }
-    sqlite3_finalize(st);
+    spool_db_release(st);
     if (rc != SQLITE_DONE)
         return spool_db_fail(sp, rc, "loading headers", e);
     return 0;
@@ -107,7 +135,7 @@ static int spool_load_headers(struct spool *sp, struct message *m, struct err *e
 static int spool_load_atts(struct spool *sp, struct message *m, struct err *e)
 {
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp,
+    if (spool_db_cached(sp,
                          "SELECT id, name, content_type, size, sha256 FROM attachments"
                          " WHERE message_id = ?1 ORDER BY id",
                          &st, e) != 0)
@@ -124,8 +152,12 @@ static int spool_load_atts(struct spool *sp, struct message *m, struct err *e)
         a->sha256[0] = '\0';
         if (hex && strlen(hex) == 64)
             memcpy(a->sha256, hex, 65);
+        if (spool_load_nul(st, "attachments", 1, 2, m->id, e) != 0) {
+            spool_db_release(st);
+            return -1;
+        }
     }
-    sqlite3_finalize(st);
+    spool_db_release(st);
     if (rc != SQLITE_DONE)
         return spool_db_fail(sp, rc, "loading attachments", e);
     return 0;
@@ -136,7 +168,7 @@ int spool_load(struct spool *sp, int64_t id, struct message **out, struct err *e
     *out = NULL;
     struct message *m = message_new();
     /* One read transaction so that the parts match the row. */
-    int rc = spool_db_exec(sp, "BEGIN", "starting a read", e);
+    int rc = spool_db_read_begin(sp, e);
     if (rc == 0)
         rc = spool_load_row(sp, id, m, e);
     if (rc == 0)

