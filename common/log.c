@@ -144,11 +144,21 @@ static void log_put_quoted(struct buf *b, const char *s)
     buf_putc(b, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
-        case '"': buf_puts(b, "\\\""); break;
-        case '\\': buf_puts(b, "\\\\"); break;
-        case '\n': buf_puts(b, "\\n"); break;
-        case '\r': buf_puts(b, "\\r"); break;
-        case '\t': buf_puts(b, "\\t"); break;
+        case '"':
+            buf_puts(b, "\\\"");
+            break;
+        case '\\':
+            buf_puts(b, "\\\\");
+            break;
+        case '\n':
+            buf_puts(b, "\\n");
+            break;
+        case '\r':
+            buf_puts(b, "\\r");
+            break;
+        case '\t':
+            buf_puts(b, "\\t");
+            break;
         default:
             if (*p < ' ' || *p == 0x7f || (*p >= 0x80 && !utf8))
                 buf_printf(b, "\\x%02x", *p);
@@ -192,7 +202,12 @@ static void log_expand(struct buf *b, const char *fmt, va_list ap)
         memcpy(spec, start, n);
         spec[n] = '\0';
         switch (*p) {
-        case 'd': case 'i': case 'u': case 'x': case 'X': case 'o':
+        case 'd':
+        case 'i':
+        case 'u':
+        case 'x':
+        case 'X':
+        case 'o':
             if (strcmp(len, "ll") == 0)
                 buf_printf(b, spec, va_arg(ap, long long));
             else if (strcmp(len, "l") == 0)
@@ -204,7 +219,9 @@ static void log_expand(struct buf *b, const char *fmt, va_list ap)
             else
                 buf_printf(b, spec, va_arg(ap, int));
             break;
-        case 'f': case 'g': case 'e':
+        case 'f':
+        case 'g':
+        case 'e':
             buf_printf(b, spec, va_arg(ap, double));
             break;
         case 's':

@@ -38,14 +38,14 @@ void cfgref_put(struct cfgref *r);
 /* Run-time state of one profile, kept by name across reloads (profstate.c). */
 struct profstate {
     char *name;
-    int active;                /* deliveries in flight */
-    int64_t suspended_until;   /* monotonic ms; 0: not suspended */
-    int faults;                /* consecutive profile faults (backoff exponent) */
-    char *suspend_reason;      /* what the administrator must fix */
-    int64_t *window;           /* ring of the last rate_limit send starts (monotonic ms) */
+    int active;              /* deliveries in flight */
+    int64_t suspended_until; /* monotonic ms; 0: not suspended */
+    int faults;              /* consecutive profile faults (backoff exponent) */
+    char *suspend_reason;    /* what the administrator must fix */
+    int64_t *window;         /* ring of the last rate_limit send starts (monotonic ms) */
     int window_len, window_pos;
-    int64_t last_success;      /* wall clock s */
-    int64_t last_error_at;     /* wall clock s */
+    int64_t last_success;  /* wall clock s */
+    int64_t last_error_at; /* wall clock s */
     char *last_error;
     int64_t token_expires;     /* wall clock s, Graph */
     int64_t secret_warned_day; /* 365SecretExpires warning: day number last warned */

@@ -93,12 +93,15 @@ static void delivery_record(struct delivery *dl, enum msg_state st, int64_t next
     struct spool_attempt att[1 + 64];
     size_t natt = 0;
     int64_t dur = dl->started_mono ? now_ms_mono() - dl->started_mono : 0;
-    att[natt++] = (struct spool_attempt){now_ms_wall(), dl->p ? dl->p->name : "",
-                                         dl->p ? transport_name(dl->p->transport) : "", result,
-                                         reply, dur};
+    att[natt++] = (struct spool_attempt){now_ms_wall(),
+                                         dl->p ? dl->p->name : "",
+                                         dl->p ? transport_name(dl->p->transport) : "",
+                                         result,
+                                         reply,
+                                         dur};
     for (size_t i = 0; i < dl->smtp.nrejects && natt < 1 + 64; i++)
-        att[natt++] = (struct spool_attempt){now_ms_wall(), dl->p->name, "smtp", "rcpt-rejected",
-                                             dl->smtp.rejects[i].reply, 0};
+        att[natt++] = (struct spool_attempt){
+            now_ms_wall(), dl->p->name, "smtp", "rcpt-rejected", dl->smtp.rejects[i].reply, 0};
     struct err e = {0};
     if (spool_finish(d->spool, dl->id, st, next, count, reason, att, natt, &e) != 0) {
         log_event(d->log, LL_ERROR, "spool", "op=finish id=%lld state=%s retry=1s reason=%q",
@@ -145,10 +148,9 @@ static void delivery_defer(struct delivery *dl, int64_t next, bool count, const 
     char when[40];
     iso_time(next, when, sizeof when);
     log_event(d->log, LL_WARN, "deferred",
-              "id=%lld area=%q profile=%q via=%s attempt=%d next=%s reason=%q",
-              (long long)dl->id, m->area, dl->p ? dl->p->name : "-",
-              dl->p ? transport_name(dl->p->transport) : "-", m->attempts + (count ? 1 : 0),
-              when, reason);
+              "id=%lld area=%q profile=%q via=%s attempt=%d next=%s reason=%q", (long long)dl->id,
+              m->area, dl->p ? dl->p->name : "-", dl->p ? transport_name(dl->p->transport) : "-",
+              m->attempts + (count ? 1 : 0), when, reason);
 }
 
 void delivery_finish(struct delivery *dl, const struct outcome *o)
@@ -162,9 +164,9 @@ void delivery_finish(struct delivery *dl, const struct outcome *o)
     case OUT_OK:
         delivery_record(dl, MSG_SENT, 0, true, NULL, "sent", o->reason);
         for (size_t i = 0; i < dl->smtp.nrejects; i++)
-            log_event(d->log, LL_WARN, "rcpt-rejected", "id=%lld area=%q profile=%q rcpt=%q reply=%q",
-                      (long long)dl->id, m->area, dl->p->name, dl->smtp.rejects[i].addr,
-                      dl->smtp.rejects[i].reply);
+            log_event(d->log, LL_WARN, "rcpt-rejected",
+                      "id=%lld area=%q profile=%q rcpt=%q reply=%q", (long long)dl->id, m->area,
+                      dl->p->name, dl->smtp.rejects[i].addr, dl->smtp.rejects[i].reply);
         log_event(d->log, LL_INFO, "sent",
                   "id=%lld area=%q profile=%q via=%s to=%zu bytes=%lld attempt=%d ms=%lld reply=%q",
                   (long long)dl->id, m->area, dl->p->name, transport_name(dl->p->transport),
@@ -193,8 +195,8 @@ void delivery_finish(struct delivery *dl, const struct outcome *o)
             delivery_fail(dl, "failed", why);
             break;
         }
-        int64_t delay = outcome_backoff(attempt, c->retry_min, c->retry_max, o->retry_after,
-                                        &d->rand_state);
+        int64_t delay =
+            outcome_backoff(attempt, c->retry_min, c->retry_max, o->retry_after, &d->rand_state);
         if (o->maybe_delivered)
             log_event(d->log, LL_WARN, "possible-duplicate", "id=%lld area=%q profile=%q reason=%q",
                       (long long)dl->id, m->area, dl->p->name, o->reason);

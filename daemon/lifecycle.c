@@ -85,9 +85,10 @@ void lifecycle_reload(struct daemon *d)
     int rc = config_load(d->config_path, CONFIG_RESOLVE_SECRETS, &neu, &dg);
     for (size_t i = 0; i < dg.n; i++)
         log_event(d->log, dg.v[i].warning ? LL_WARN : LL_ERROR,
-                  dg.v[i].warning ? "config-warning" : "config-error", "file=%q line=%d%s%q text=%q",
-                  dg.v[i].file, dg.v[i].line, dg.v[i].profile ? " profile=" : "",
-                  dg.v[i].profile ? dg.v[i].profile : "", dg.v[i].text);
+                  dg.v[i].warning ? "config-warning" : "config-error",
+                  "file=%q line=%d%s%q text=%q", dg.v[i].file, dg.v[i].line,
+                  dg.v[i].profile ? " profile=" : "", dg.v[i].profile ? dg.v[i].profile : "",
+                  dg.v[i].text);
     diags_free(&dg);
     if (rc != 0) {
         log_event(d->log, LL_ERROR, "config-error", "file=%q reason=%q", d->config_path,
@@ -151,8 +152,7 @@ static void lifecycle_status(struct daemon *d)
     snprintf(buf, sizeof buf,
              "queued=%lld deferred=%lld sending=%lld failed=%lld oldest=%llds "
              "suspended-profiles=%d",
-             (long long)c.queued, (long long)c.deferred, (long long)c.sending,
-             (long long)c.failed,
+             (long long)c.queued, (long long)c.deferred, (long long)c.sending, (long long)c.failed,
              (long long)(c.oldest_queued ? now_s_wall() - c.oldest_queued : 0), suspended);
     notify_status(d->notify, buf);
 }
@@ -191,9 +191,9 @@ static void lifecycle_stats(struct daemon *d)
         size_t j = i;
         for (; j < n && strcmp(v[j].area, v[i].area) == 0; j++)
             lifecycle_stats_add(t, &v[j]);
-        log_event(d->log, LL_INFO, "stats", "area=%q sent=%lld deferred=%lld failed=%lld period=%llds",
-                  v[i].area, (long long)t[0], (long long)t[1], (long long)t[2],
-                  (long long)period);
+        log_event(d->log, LL_INFO, "stats",
+                  "area=%q sent=%lld deferred=%lld failed=%lld period=%llds", v[i].area,
+                  (long long)t[0], (long long)t[1], (long long)t[2], (long long)period);
         for (int k = 0; k < 3; k++)
             total[k] += t[k];
         i = j;

@@ -116,8 +116,8 @@ static int main_start(struct daemon *d, struct config *cfg, bool verbose)
         log_event(d->log, LL_ERROR, "start", "spool=%q reason=%q", d->spool_path, e.msg);
         return e.code ? e.code : EX_IOERR;
     }
-    log_event(d->log, LL_INFO, "start", "version=%s pid=%ld config=%q spool=%q",
-              MAILSPOOL_VERSION, (long)getpid(), d->config_path, d->spool_path);
+    log_event(d->log, LL_INFO, "start", "version=%s pid=%ld config=%q spool=%q", MAILSPOOL_VERSION,
+              (long)getpid(), d->config_path, d->spool_path);
     int64_t *ids = NULL;
     size_t n = 0;
     if (spool_requeue_sending(d->spool, &ids, &n, &e) != 0) {
@@ -208,14 +208,30 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "c:v", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config_opt = optarg; break;
-        case 'C': check = true; break;
-        case 'V': printf("mailspoold %s\n", MAILSPOOL_VERSION); return 0;
-        case 'v': verbose = true; break;
-        case 'T': test_profile = optarg; break;
-        case 't': test_to = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EX_USAGE;
+        case 'c':
+            config_opt = optarg;
+            break;
+        case 'C':
+            check = true;
+            break;
+        case 'V':
+            printf("mailspoold %s\n", MAILSPOOL_VERSION);
+            return 0;
+        case 'v':
+            verbose = true;
+            break;
+        case 'T':
+            test_profile = optarg;
+            break;
+        case 't':
+            test_to = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EX_USAGE;
         }
     }
     if (optind != argc || (test_profile && !test_to) || (!test_profile && test_to)) {

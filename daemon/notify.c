@@ -51,8 +51,7 @@ void notify_reloading(struct notify *n)
         return;
     /* MONOTONIC_USEC lets systemd >= 253 pair RELOADING with the next READY. */
     char buf[64];
-    snprintf(buf, sizeof buf, "RELOADING=1\nMONOTONIC_USEC=%lld",
-             (long long)now_ms_mono() * 1000);
+    snprintf(buf, sizeof buf, "RELOADING=1\nMONOTONIC_USEC=%lld", (long long)now_ms_mono() * 1000);
     sd_notify(0, buf);
 }
 

@@ -30,19 +30,24 @@ static void outcome_set(struct outcome *o, enum outcome_kind k, const char *fmt,
 const char *outcome_kind_name(enum outcome_kind k)
 {
     switch (k) {
-    case OUT_OK: return "ok";
-    case OUT_TEMPFAIL: return "tempfail";
-    case OUT_PERMFAIL: return "permfail";
-    case OUT_PROFILE: return "profile-fault";
-    case OUT_ABORTED: return "aborted";
+    case OUT_OK:
+        return "ok";
+    case OUT_TEMPFAIL:
+        return "tempfail";
+    case OUT_PERMFAIL:
+        return "permfail";
+    case OUT_PROFILE:
+        return "profile-fault";
+    case OUT_ABORTED:
+        return "aborted";
     }
     return "?";
 }
 
 static const char *stage_name(int stage)
 {
-    static const char *const names[] = {"connect", "TLS", "AUTH", "MAIL FROM", "RCPT TO", "DATA",
-                                        "done"};
+    static const char *const names[] = {"connect", "TLS",  "AUTH", "MAIL FROM",
+                                        "RCPT TO", "DATA", "done"};
     return (stage >= 0 && stage <= SMTP_STAGE_DONE) ? names[stage] : "?";
 }
 
@@ -206,10 +211,11 @@ static void graph_classify_token(const struct graph_result *r, struct outcome *o
                     r->http_status ? "server busy or failing" : "no response");
         return;
     }
-    outcome_set(o, OUT_PROFILE, "token request for profile %s refused (HTTP %ld, %s%s%s): check "
+    outcome_set(o, OUT_PROFILE,
+                "token request for profile %s refused (HTTP %ld, %s%s%s): check "
                 "365Client, 365Tenant and 365Secret",
-                p, r->http_status, r->error_code ? r->error_code : "error",
-                r->message ? ": " : "", r->message ? r->message : "");
+                p, r->http_status, r->error_code ? r->error_code : "error", r->message ? ": " : "",
+                r->message ? r->message : "");
 }
 
 void outcome_classify_graph(const struct graph_result *r, struct outcome *o)
@@ -293,8 +299,9 @@ void outcome_classify_graph(const struct graph_result *r, struct outcome *o)
         return;
     }
     if (s == 413 || strcmp(code, "ErrorMessageSizeExceeded") == 0) {
-        outcome_set(o, OUT_PERMFAIL, "message too large for Microsoft 365 (HTTP %ld %s, request-id %s)",
-                    s, code, rid);
+        outcome_set(o, OUT_PERMFAIL,
+                    "message too large for Microsoft 365 (HTTP %ld %s, request-id %s)", s, code,
+                    rid);
         return;
     }
     if (s >= 400 && s < 500) {

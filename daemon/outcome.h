@@ -16,18 +16,19 @@
 
 enum outcome_kind {
     OUT_OK = 0,
-    OUT_TEMPFAIL,  /* retry the message later */
-    OUT_PERMFAIL,  /* fail the message now */
-    OUT_PROFILE,   /* the profile's fault: defer without burning an attempt, suspend */
-    OUT_ABORTED,   /* shutdown stopped it: requeue, no attempt counted */
+    OUT_TEMPFAIL, /* retry the message later */
+    OUT_PERMFAIL, /* fail the message now */
+    OUT_PROFILE,  /* the profile's fault: defer without burning an attempt, suspend */
+    OUT_ABORTED,  /* shutdown stopped it: requeue, no attempt counted */
 };
 
 struct outcome {
     enum outcome_kind kind;
-    char reason[512];       /* for the log and last_error; never holds a secret */
-    int64_t retry_after;    /* seconds the server asked us to wait, 0 none */
-    bool maybe_delivered;   /* the server may have accepted it (timeout after ".") */
-    bool message_specific;  /* a PROFILE-like failure that concerns only this message (Graph draft 403) */
+    char reason[512];      /* for the log and last_error; never holds a secret */
+    int64_t retry_after;   /* seconds the server asked us to wait, 0 none */
+    bool maybe_delivered;  /* the server may have accepted it (timeout after ".") */
+    bool message_specific; /* a PROFILE-like failure that concerns only this message (Graph draft
+                              403) */
 };
 
 /* Input of the SMTP classification: the fields of a finished smtp_job. */
@@ -50,14 +51,14 @@ void outcome_classify_smtp(const struct smtp_result *r, struct outcome *o);
 /* Input of the Graph classification. */
 struct graph_result {
     int curl_code;
-    long http_status;      /* 0 when no response */
+    long http_status;       /* 0 when no response */
     const char *error_code; /* Graph error.code or OAuth "error" */
     long aadsts;            /* AADSTS number from a token error, 0 none */
     const char *message;    /* Graph error.message / error_description (first line) */
     const char *request_id;
     int64_t retry_after;
-    bool token_request;     /* the failure came from the token endpoint */
-    bool draft_path;        /* the request was part of the draft/upload path */
+    bool token_request; /* the failure came from the token endpoint */
+    bool draft_path;    /* the request was part of the draft/upload path */
     bool aborted;
     const char *profile;
 };

@@ -122,8 +122,7 @@ void profstate_suspend(struct daemon *d, const struct profile *p, const char *re
     if (ps->suspended_until > mono)
         return; /* already suspended: a late result of a parallel transfer */
     const struct config *c = d->cfg->cfg;
-    int64_t delay = outcome_backoff(ps->faults + 1, c->retry_min, c->retry_max, 0,
-                                    &d->rand_state);
+    int64_t delay = outcome_backoff(ps->faults + 1, c->retry_min, c->retry_max, 0, &d->rand_state);
     ps->faults++;
     ps->suspended_until = mono + delay * 1000;
     free(ps->suspend_reason);
@@ -228,8 +227,8 @@ void profstate_check_secrets(struct daemon *d)
         struct tm tm;
         gmtime_r(&t, &tm);
         strftime(date, sizeof date, "%Y-%m-%d", &tm);
-        log_event(d->log, LL_WARN, "secret-expiry",
-                  "profile=%q expires=%s days=%lld hint=%q", p->name, date, (long long)left,
+        log_event(d->log, LL_WARN, "secret-expiry", "profile=%q expires=%s days=%lld hint=%q",
+                  p->name, date, (long long)left,
                   "create a new client secret in the Entra admin center under Certificates & "
                   "secrets, set 365Secret and 365SecretExpires, then reload");
     }

@@ -40,14 +40,12 @@ int testsend_run(const struct config *cfg, const char *name, const char *to, FIL
                         "profile %s.\n",
                         host, p->name);
     fprintf(out, "profile %s: transport %s, from %s\n", p->name,
-            p->transport == TRANSPORT_GRAPH ? "Microsoft 365 (Graph)" : "SMTP",
-            p->from_address);
+            p->transport == TRANSPORT_GRAPH ? "Microsoft 365 (Graph)" : "SMTP", p->from_address);
     int rc;
     if (p->transport == TRANSPORT_GRAPH) {
         rc = graph_test(p, m, out);
     } else {
-        struct smtp_timeouts t = {cfg->connect_timeout, cfg->response_timeout,
-                                  cfg->low_speed_time};
+        struct smtp_timeouts t = {cfg->connect_timeout, cfg->response_timeout, cfg->low_speed_time};
         rc = smtp_test(p, m, &t, out);
     }
     fprintf(out, "%s\n", rc == 0 ? "result: accepted" : "result: not accepted");

@@ -93,17 +93,17 @@ int spool_load(struct spool *sp, int64_t id, struct message **out, struct err *e
 /* Reads attachment bytes in chunks; opens and closes the blob each call so
  * no read transaction spans a network wait. Signature of mime_att_read_fn
  * with ctx = struct spool *. Fails when the blob's size differs from a->size. */
-ssize_t spool_att_read(void *sp, const struct msg_attachment *a, int64_t off, void *buf,
-                       size_t len, struct err *e);
+ssize_t spool_att_read(void *sp, const struct msg_attachment *a, int64_t off, void *buf, size_t len,
+                       struct err *e);
 
 /* ---- daemon: outcomes ------------------------------------------------- */
 
 struct spool_attempt {
-    int64_t at_ms;     /* wall clock, Unix milliseconds */
+    int64_t at_ms; /* wall clock, Unix milliseconds */
     const char *profile;
     const char *transport; /* "smtp", "graph", or "" */
-    const char *result;    /* "sent", "deferred", "failed", "expired", "rcpt-rejected", "requeued" */
-    const char *reply;     /* server reply or reason */
+    const char *result; /* "sent", "deferred", "failed", "expired", "rcpt-rejected", "requeued" */
+    const char *reply;  /* server reply or reason */
     int64_t duration_ms;
 };
 
