@@ -133,11 +133,27 @@ check: deps
 check-unit: all
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# The integration tests mostly wait on sockets and timers: run them in
+# PYTEST_JOBS processes (pytest-xdist); PYTEST_JOBS=1 runs them one by one.
+PYTEST_JOBS ?= 4
 check-integration: all
-	MAILSPOOL_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+	MAILSPOOL_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    $(if $(filter-out 1,$(PYTEST_JOBS)),-n $(PYTEST_JOBS)) tests/integration $(PYTEST_ARGS)
 
+# Memcheck: the unit tests, then the integration suite with mailspoold under
+# valgrind (tests/integration/mshelpers.py); any error or definite leak fails.
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+	--errors-for-leak-kinds=definite --num-callers=30
 check-valgrind: all
+	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; $(VALGRIND) $$t >/dev/null; done
 	MAILSPOOL_BUILD=$(abspath $(B)) MAILSPOOL_VALGRIND=1 $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+# make soak [SOAK_MESSAGES=N] [SOAK_SEED=S]: long; never part of make check.
+SOAK_MESSAGES ?= 100000
+SOAK_SEED     ?= 20261204
+soak: deps
+	$(MAKE) all
+	$(PYTHON) tests/soak/soak.py --build $(abspath $(B)) --messages $(SOAK_MESSAGES) --seed $(SOAK_SEED)
 
 # ---- fuzzing: libFuzzer targets in tests/fuzz, built with clang into FUZZ_B
 # (never mixed with the gcc objects); tests/fuzz/run.sh runs them.

@@ -74,10 +74,20 @@ static void iso_time(int64_t t, char *out, size_t len)
     snprintf(out + n, len - n, "%.3s:%.2s", z, z + 3);
 }
 
+/* created + lifetime, saturated: created comes from a spool row, which may
+ * hold any integer (signed overflow would be undefined behaviour). */
+static int64_t delivery_life_end(int64_t created, int64_t lifetime)
+{
+    int64_t end;
+    if (__builtin_add_overflow(created, lifetime, &end))
+        return lifetime > 0 ? INT64_MAX : INT64_MIN;
+    return end;
+}
+
 /* The moment after which the message is pointless: expires, or created + lifetime. */
 static int64_t delivery_deadline(const struct config *c, const struct message *m)
 {
-    int64_t end = m->created + config_area_lifetime(c, m->area);
+    int64_t end = delivery_life_end(m->created, config_area_lifetime(c, m->area));
     if (m->expires > 0 && m->expires < end)
         end = m->expires;
     return end;
@@ -292,7 +302,7 @@ static bool delivery_prepare(struct delivery *dl)
         return false;
     }
     int64_t lifetime = config_area_lifetime(c, dl->msg->area);
-    if (now >= dl->msg->created + lifetime) {
+    if (now >= delivery_life_end(dl->msg->created, lifetime)) {
         char why[800];
         snprintf(why, sizeof why, "queue lifetime of %llds ended%s%s", (long long)lifetime,
                  dl->msg->last_error ? "; last error: " : "",
@@ -390,7 +400,7 @@ void delivery_expire_sweep(struct daemon *d)
     }
     for (size_t i = 0; i < n; i++) {
         bool expired = (v[i].expires > 0 && v[i].expires <= now) ||
-                       v[i].created + config_area_lifetime(c, v[i].area) <= now;
+                       delivery_life_end(v[i].created, config_area_lifetime(c, v[i].area)) <= now;
         if (expired)
             delivery_start(d, v[i].id); /* PREPARE fails it as expired */
     }

@@ -137,6 +137,18 @@ static void lifecycle_signal_cb(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* Seconds since t (0: none), saturated: t comes from a message row, which
+ * may hold any integer. */
+static int64_t lifecycle_age(int64_t t)
+{
+    int64_t age;
+    if (t == 0)
+        return 0;
+    if (__builtin_sub_overflow(now_s_wall(), t, &age))
+        return t < 0 ? INT64_MAX : INT64_MIN;
+    return age;
+}
+
 static void lifecycle_status(struct daemon *d)
 {
     struct spool_counts c = {0};
@@ -153,7 +165,7 @@ static void lifecycle_status(struct daemon *d)
              "queued=%lld deferred=%lld sending=%lld failed=%lld oldest=%llds "
              "suspended-profiles=%d",
              (long long)c.queued, (long long)c.deferred, (long long)c.sending, (long long)c.failed,
-             (long long)(c.oldest_queued ? now_s_wall() - c.oldest_queued : 0), suspended);
+             (long long)lifecycle_age(c.oldest_queued), suspended);
     notify_status(d->notify, buf);
 }
 

@@ -117,6 +117,17 @@ static void cli_status_print_daemon(const struct cli_status *s)
                s->daemon.pid, t, age);
 }
 
+/* now - t for a time read from a message row, which may hold any integer:
+ * saturated instead of overflowing (and never INT64_MIN, which has no
+ * negation). */
+static int64_t cli_status_age(const struct cli_status *s, int64_t t)
+{
+    int64_t age;
+    if (__builtin_sub_overflow(s->now, t, &age) || age == INT64_MIN)
+        return t < 0 ? INT64_MAX : -INT64_MAX;
+    return age;
+}
+
 static void cli_status_print_queue(const struct cli_status *s)
 {
     const struct spool_counts *c = &s->counts;
@@ -126,7 +137,7 @@ static void cli_status_print_queue(const struct cli_status *s)
            (long long)c->failed, (long long)c->cancelled);
     if (c->oldest_queued) {
         char age[32];
-        isotime_format_age(s->now - c->oldest_queued, age, sizeof age);
+        isotime_format_age(cli_status_age(s, c->oldest_queued), age, sizeof age);
         printf("oldest:   queued %s ago\n", age);
     }
     if (s->nareas == 0)
@@ -137,7 +148,7 @@ static void cli_status_print_queue(const struct cli_status *s)
         const struct cli_status_area *a = &s->areas[i];
         char age[32] = "-";
         if (a->oldest_queued)
-            isotime_format_age(s->now - a->oldest_queued, age, sizeof age);
+            isotime_format_age(cli_status_age(s, a->oldest_queued), age, sizeof age);
         printf("%-16s %8lld %8lld %8lld %8lld %9lld  %s\n", a->area, (long long)a->count[0],
                (long long)a->count[1], (long long)a->count[2], (long long)a->count[3],
                (long long)a->count[4], age);
@@ -218,8 +229,9 @@ static cJSON *cli_status_json(const struct cli_status *s, const char *path)
         cJSON_AddNumberToObject(t, names[i], (double)tv[i]);
     cJSON_AddNumberToObject(t, "deferred", (double)c->deferred);
     cJSON_AddItemToObject(o, "oldest_queued_age",
-                          c->oldest_queued ? cJSON_CreateNumber((double)(s->now - c->oldest_queued))
-                                           : cJSON_CreateNull());
+                          c->oldest_queued
+                              ? cJSON_CreateNumber((double)cli_status_age(s, c->oldest_queued))
+                              : cJSON_CreateNull());
     cJSON *areas = cJSON_AddObjectToObject(o, "areas");
     for (size_t i = 0; i < s->nareas; i++) {
         cJSON *a = cJSON_AddObjectToObject(areas, s->areas[i].area);
@@ -227,7 +239,7 @@ static cJSON *cli_status_json(const struct cli_status *s, const char *path)
             cJSON_AddNumberToObject(a, names[k], (double)s->areas[i].count[k]);
         int64_t old = s->areas[i].oldest_queued;
         cJSON_AddItemToObject(a, "oldest_queued_age",
-                              old ? cJSON_CreateNumber((double)(s->now - old))
+                              old ? cJSON_CreateNumber((double)cli_status_age(s, old))
                                   : cJSON_CreateNull());
     }
     cJSON *ps = cJSON_AddArrayToObject(o, "profiles");

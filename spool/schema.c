@@ -222,20 +222,26 @@ static int schema_version(struct spool *sp, int *v, struct err *e)
     return schema_read_int(sp, "PRAGMA user_version", v, e);
 }
 
+/* Version 0 is an empty file; one with tables is some other application's. */
+static int schema_refuse_foreign(struct spool *sp, struct err *e)
+{
+    int n;
+    if (schema_read_int(sp, "SELECT count(*) FROM sqlite_master", &n, e) != 0)
+        return -1;
+    if (n > 0)
+        return err_set(e, EX_IOERR,
+                       "spool %s: this SQLite database holds other tables and no mailspool "
+                       "schema (user_version 0); it was left untouched: point "
+                       "-s/MAILSPOOL_SPOOL/[spool] path at the spool file",
+                       sp->path);
+    return 0;
+}
+
 /* Runs the steps from version v under the caller's write transaction. */
 static int schema_upgrade(struct spool *sp, int v, struct err *e)
 {
-    if (v == 0) {
-        int n;
-        if (schema_read_int(sp, "SELECT count(*) FROM sqlite_master", &n, e) != 0)
-            return -1;
-        if (n > 0)
-            return err_set(e, EX_IOERR,
-                           "spool %s: this SQLite database holds other tables and no mailspool "
-                           "schema (user_version 0); it was left untouched: point "
-                           "-s/MAILSPOOL_SPOOL/[spool] path at the spool file",
-                           sp->path);
-    }
+    if (v == 0 && schema_refuse_foreign(sp, e) != 0)
+        return -1;
     for (; v < SCHEMA_VERSION; v++)
         if (schema_steps[v](sp, e) != 0)
             return err_prefix(e, "migrating schema version %d to %d", v, v + 1);
@@ -268,6 +274,29 @@ static int schema_refuse(struct spool *sp, int v, struct err *e)
                        "migrates it, and retry",
                        sp->path, v, SCHEMA_VERSION);
     return 0;
+}
+
+int schema_precheck(struct spool *sp, struct err *e)
+{
+    /* Version and tables from one snapshot: another opener may be creating
+     * the schema right now, and its tables and version 1 commit together. */
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp,
+                         "SELECT (SELECT user_version FROM pragma_user_version),"
+                         " (SELECT count(*) FROM sqlite_master)",
+                         &st, e) != 0)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        spool_db_fail(sp, rc, "reading the schema version", e);
+        sqlite3_finalize(st);
+        return -1;
+    }
+    int v = sqlite3_column_int(st, 0), n = sqlite3_column_int(st, 1);
+    sqlite3_finalize(st);
+    if (v > SCHEMA_VERSION)
+        return schema_refuse(sp, v, e);
+    return v == 0 && n > 0 ? schema_refuse_foreign(sp, e) : 0;
 }
 
 int schema_ensure(struct spool *sp, struct err *e)

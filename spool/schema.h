@@ -22,4 +22,11 @@
  */
 int schema_ensure(struct spool *sp, struct err *e);
 
+/*
+ * Reads only: refuses a newer spool or another application's database
+ * before the opener writes anything (switching to WAL mode rewrites the
+ * file header), so that such a file is truly left untouched.
+ */
+int schema_precheck(struct spool *sp, struct err *e);
+
 #endif

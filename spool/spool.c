@@ -130,7 +130,7 @@ static int spool_configure(struct spool *sp, struct err *e)
 {
     sqlite3_extended_result_codes(sp->db, 1);
     sqlite3_busy_timeout(sp->db, SPOOL_DB_BUSY_MS);
-    if (!(sp->flags & SPOOL_READONLY) && spool_set_wal(sp, e) != 0)
+    if (!(sp->flags & SPOOL_READONLY) && (schema_precheck(sp, e) != 0 || spool_set_wal(sp, e) != 0))
         return -1;
     if (spool_db_exec(sp, "PRAGMA foreign_keys = ON", "enabling foreign keys", e) != 0)
         return -1;

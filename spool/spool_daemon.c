@@ -120,10 +120,10 @@ int spool_expiry_candidates(struct spool *sp, int64_t now, int64_t created_befor
     *n = 0;
     sqlite3_stmt *st;
     if (spool_db_cached(sp,
-                         "SELECT id, area, priority, created, expires FROM messages"
-                         " WHERE state = 'queued' AND (created < ?2"
-                         " OR (expires > 0 AND expires <= ?1)) ORDER BY id LIMIT ?3",
-                         &st, e) != 0)
+                        "SELECT id, area, priority, created, expires FROM messages"
+                        " WHERE state = 'queued' AND (created < ?2"
+                        " OR (expires > 0 AND expires <= ?1)) ORDER BY id LIMIT ?3",
+                        &st, e) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, created_before);
@@ -145,9 +145,9 @@ int spool_next_due(struct spool *sp, int64_t *when, struct err *e)
     /* Written as ORDER BY ... LIMIT 1 over the exact expression of the index
      * messages_due_at: one index seek instead of a scan of every queued row. */
     if (spool_db_cached(sp,
-                         "SELECT max(next_attempt, not_before) FROM messages"
-                         " WHERE state = 'queued' ORDER BY max(next_attempt, not_before) LIMIT 1",
-                         &st, e) != 0)
+                        "SELECT max(next_attempt, not_before) FROM messages"
+                        " WHERE state = 'queued' ORDER BY max(next_attempt, not_before) LIMIT 1",
+                        &st, e) != 0)
         return -1;
     int rc = sqlite3_step(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
@@ -221,9 +221,9 @@ static int spool_finish_attempts(struct spool *sp, int64_t id, const struct spoo
     for (size_t i = 0; i < natt; i++) {
         sqlite3_stmt *st;
         if (spool_db_cached(sp,
-                             "INSERT INTO attempts (message_id, at_ms, profile, transport,"
-                             " result, reply, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                             &st, e) != 0)
+                            "INSERT INTO attempts (message_id, at_ms, profile, transport,"
+                            " result, reply, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            &st, e) != 0)
             return -1;
         sqlite3_bind_int64(st, 1, id);
         sqlite3_bind_int64(st, 2, att[i].at_ms ? att[i].at_ms : spool_db_now_ms());
@@ -248,10 +248,10 @@ int spool_finish(struct spool *sp, int64_t id, enum msg_state new_state, int64_t
         return spool_db_rollback(sp);
     sqlite3_stmt *st;
     if (spool_db_cached(sp,
-                         "UPDATE messages SET state = ?2, next_attempt = ?3,"
-                         " attempts = attempts + ?4, last_error = ?5, updated = ?6"
-                         " WHERE id = ?1 AND state = 'sending'",
-                         &st, e) != 0)
+                        "UPDATE messages SET state = ?2, next_attempt = ?3,"
+                        " attempts = attempts + ?4, last_error = ?5, updated = ?6"
+                        " WHERE id = ?1 AND state = 'sending'",
+                        &st, e) != 0)
         return spool_db_rollback(sp);
     sqlite3_bind_int64(st, 1, id);
     spool_db_bind_text(st, 2, msg_state_name(new_state));
@@ -329,9 +329,8 @@ int spool_counts(struct spool *sp, struct spool_counts *out, struct err *e)
     sqlite3_stmt *st;
     /* Both queries are answered from indexes (messages_state_created,
      * messages_deferred), never from the table rows. */
-    if (spool_db_cached(sp,
-                         "SELECT state, count(*), min(created) FROM messages GROUP BY state",
-                         &st, e) != 0)
+    if (spool_db_cached(sp, "SELECT state, count(*), min(created) FROM messages GROUP BY state",
+                        &st, e) != 0)
         return -1;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -360,9 +359,8 @@ int spool_counts(struct spool *sp, struct spool_counts *out, struct err *e)
     spool_db_release(st);
     if (rc != SQLITE_DONE)
         return spool_db_fail(sp, rc, "counting messages", e);
-    if (spool_db_cached(sp,
-                         "SELECT count(*) FROM messages WHERE state = 'queued' AND attempts > 0",
-                         &st, e) != 0)
+    if (spool_db_cached(sp, "SELECT count(*) FROM messages WHERE state = 'queued' AND attempts > 0",
+                        &st, e) != 0)
         return -1;
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)

@@ -28,7 +28,7 @@ struct spool_db_stmt {
 struct spool {
     sqlite3 *db;
     char *path;
-    int flags; /* enum spool_flags */
+    int flags;                   /* enum spool_flags */
     struct spool_db_stmt *cache; /* see spool_db_cached */
     size_t ncache;
 };

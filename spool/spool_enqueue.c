@@ -157,9 +157,9 @@ static int spool_enqueue_attachment(struct spool *sp, int64_t msg_id,
                        s->label);
     sqlite3_stmt *st;
     if (spool_db_cached(sp,
-                         "INSERT INTO attachments (message_id, name, content_type, size, data)"
-                         " VALUES (?1, ?2, ?3, ?4, zeroblob(?4))",
-                         &st, e) != 0)
+                        "INSERT INTO attachments (message_id, name, content_type, size, data)"
+                        " VALUES (?1, ?2, ?3, ?4, zeroblob(?4))",
+                        &st, e) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, msg_id);
     spool_db_bind_text(st, 2, name);
@@ -203,11 +203,11 @@ static int spool_enqueue_message_row(struct spool *sp, const struct message *m, 
 {
     sqlite3_stmt *st;
     if (spool_db_cached(sp,
-                         "INSERT INTO messages (area, ref, subject, body_text, body_html, "
-                         "reply_to, message_id, priority, created, not_before, expires, "
-                         "next_attempt, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                         "?10, ?11, 0, ?9)",
-                         &st, e) != 0)
+                        "INSERT INTO messages (area, ref, subject, body_text, body_html, "
+                        "reply_to, message_id, priority, created, not_before, expires, "
+                        "next_attempt, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                        "?10, ?11, 0, ?9)",
+                        &st, e) != 0)
         return -1;
     spool_db_bind_text(st, 1, m->area);
     spool_db_bind_text(st, 2, m->ref);
@@ -231,9 +231,9 @@ static int spool_enqueue_parts(struct spool *sp, const struct message *m, int64_
     sqlite3_stmt *st;
     for (size_t i = 0; i < m->nrcpts; i++) {
         if (spool_db_cached(sp,
-                             "INSERT INTO recipients (message_id, kind, name, address)"
-                             " VALUES (?1, ?2, ?3, ?4)",
-                             &st, e) != 0)
+                            "INSERT INTO recipients (message_id, kind, name, address)"
+                            " VALUES (?1, ?2, ?3, ?4)",
+                            &st, e) != 0)
             return -1;
         sqlite3_bind_int64(st, 1, id);
         spool_db_bind_text(st, 2, rcpt_kind_name(m->rcpts[i].kind));
@@ -243,9 +243,8 @@ static int spool_enqueue_parts(struct spool *sp, const struct message *m, int64_
             return -1;
     }
     for (size_t i = 0; i < m->nhdrs; i++) {
-        if (spool_db_cached(sp,
-                             "INSERT INTO headers (message_id, name, value) VALUES (?1, ?2, ?3)",
-                             &st, e) != 0)
+        if (spool_db_cached(sp, "INSERT INTO headers (message_id, name, value) VALUES (?1, ?2, ?3)",
+                            &st, e) != 0)
             return -1;
         sqlite3_bind_int64(st, 1, id);
         spool_db_bind_text(st, 2, m->hdrs[i].name);

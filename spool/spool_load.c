@@ -36,10 +36,10 @@ static int spool_load_row(struct spool *sp, int64_t id, struct message *m, struc
 {
     sqlite3_stmt *st;
     if (spool_db_cached(sp,
-                         "SELECT area, ref, subject, body_text, body_html, reply_to, message_id,"
-                         " priority, created, not_before, expires, attempts, draft_id, last_error"
-                         " FROM messages WHERE id = ?1",
-                         &st, e) != 0)
+                        "SELECT area, ref, subject, body_text, body_html, reply_to, message_id,"
+                        " priority, created, not_before, expires, attempts, draft_id, last_error"
+                        " FROM messages WHERE id = ?1",
+                        &st, e) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
@@ -78,9 +78,9 @@ static int spool_load_rcpts(struct spool *sp, struct message *m, struct err *e)
 {
     sqlite3_stmt *st;
     if (spool_db_cached(sp,
-                         "SELECT kind, name, address FROM recipients WHERE message_id = ?1"
-                         " ORDER BY id",
-                         &st, e) != 0)
+                        "SELECT kind, name, address FROM recipients WHERE message_id = ?1"
+                        " ORDER BY id",
+                        &st, e) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, m->id);
     int rc;
@@ -108,7 +108,7 @@ static int spool_load_headers(struct spool *sp, struct message *m, struct err *e
 {
     sqlite3_stmt *st;
     if (spool_db_cached(sp, "SELECT name, value FROM headers WHERE message_id = ?1 ORDER BY id",
-                         &st, e) != 0)
+                        &st, e) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, m->id);
     int rc;
@@ -136,9 +136,9 @@ static int spool_load_atts(struct spool *sp, struct message *m, struct err *e)
 {
     sqlite3_stmt *st;
     if (spool_db_cached(sp,
-                         "SELECT id, name, content_type, size, sha256 FROM attachments"
-                         " WHERE message_id = ?1 ORDER BY id",
-                         &st, e) != 0)
+                        "SELECT id, name, content_type, size, sha256 FROM attachments"
+                        " WHERE message_id = ?1 ORDER BY id",
+                        &st, e) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, m->id);
     int rc;

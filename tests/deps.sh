@@ -3,8 +3,9 @@
 # root; otherwise prints the exact command to run. Never downloads anything
 # but Debian packages.
 PKGS="build-essential pkg-config libcurl4-openssl-dev libevent-dev libsqlite3-dev
-libcjson-dev libsystemd-dev libcmocka-dev python3 python3-aiosmtpd python3-pytest
-openssl sqlite3 mandoc systemd logrotate man-db groff-base libseccomp2 libfaketime"
+libcjson-dev libsystemd-dev libcmocka-dev python3 python3-aiosmtpd python3-pytest python3-pytest-xdist
+openssl sqlite3 mandoc systemd logrotate man-db groff-base libseccomp2 libfaketime
+clang libclang-rt-14-dev valgrind"
 missing=""
 for p in $PKGS; do
     s=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)

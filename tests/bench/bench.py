@@ -496,7 +496,7 @@ class Bench:
                 f.write("".join(lines))
         return path
 
-    def e2e(self, w, submitters=4):
+    def e2e(self, w, submitters=4, recorder=None):
         n = self.n(w)
         self.template(w)  # for the rendered size
         sink = Sink(self.tools)
@@ -511,6 +511,7 @@ class Bench:
                                    timeout=120)
                 if p.returncode != 0:
                     errors.append(p.stderr.decode().strip())
+            rec = recorder() if recorder else None
             t0 = time.monotonic()
             with ThreadPoolExecutor(max_workers=submitters) as ex:
                 list(ex.map(submit, range(n)))
@@ -520,6 +521,9 @@ class Bench:
             t_end = sink.wait_count(n, timeout=600)
             hwm = proc_status(ms.pid, "VmHWM")
         finally:
+            if rec:
+                rec.send_signal(signal.SIGINT)
+                rec.wait(timeout=120)
             ms.stop()
             sink.stop()
         return {"mps": n / (t_end - t0), "submit_mps": n / t_sub, "rss": hwm}
@@ -692,20 +696,20 @@ class Bench:
         except FileNotFoundError:
             return 0
 
-    def delivery_graph(self, w):
+    def delivery_graph(self, w, profile_with=None):
         n = self.n(w)
         template = self.template(w)
         fake, ca = self.graph_fake()
         ms = Mailspool(self, "graph-%s" % w, graph_profile(fake, ca, SMTP_CONNS), SMTP_CONNS)
         try:
             ms.copy_spool_from(template)
-            ms.start()
+            ms.start(wrapper=profile_with or ())
             wait_until(lambda: self.graph_delivered(fake) >= n, 600, 0.01,
                        "the Graph fake to hold %d messages" % n)
             secs = time.monotonic() - ms.t_start
             hwm = proc_status(ms.pid, "VmHWM")
             ms.stop()
-            ceiling = self.graph_ceiling(fake, w, n)
+            ceiling = self.graph_ceiling(fake, w, n) if not profile_with else None
         finally:
             ms.stop()
             fake.kill()
@@ -773,6 +777,7 @@ class Bench:
                  ("e2e", self.fig_e2e, True), ("wake", self.fig_wake, True),
                  ("queue", self.fig_queue, False), ("graph", self.fig_graph, False),
                  ("postfix", self.fig_postfix, False)]
+        self.load_start = os.getloadavg()
         t0 = time.monotonic()
         for name, fn, needs_smtp in steps:
             if not self.want(name):
@@ -785,6 +790,7 @@ class Bench:
             fn()
             log("   (%.1fs)" % (time.monotonic() - t))
         self.elapsed = time.monotonic() - t0
+        self.load_end = os.getloadavg()
 
 
 def main():

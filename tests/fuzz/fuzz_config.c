@@ -119,8 +119,7 @@ static void fuzz_config_check_valid(const struct config *c)
     for (size_t i = 0; i < c->nprofiles; i++) {
         const struct profile *p = &c->profiles[i];
         FUZZ_CHECK(p->transport != TRANSPORT_NONE, "profile %s without a transport", p->name);
-        FUZZ_CHECK(address_valid_addr(p->from_address), "profile %s: FromAddress invalid",
-                   p->name);
+        FUZZ_CHECK(address_valid_addr(p->from_address), "profile %s: FromAddress invalid", p->name);
         FUZZ_CHECK(p->from_display_name == NULL || header_safe(p->from_display_name),
                    "profile %s: FromDisplayName is not header-safe", p->name);
         FUZZ_CHECK(p->max_connections > 0, "profile %s: MaxConnections %d", p->name,

@@ -11,9 +11,9 @@
  *
  * Input: byte 0 flags (bit 0 text, 1 html, 2 reply-to, 3 sender display
  * name, 4 Message-ID, 5 ref, bits 6-7 read chunk size), byte 1 the number of
- * attachments (bits 0-1) and bit 2 the profile's ReplyToAddress, then NUL-separated fields: FromAddress, subject, the
- * optional fields in flag order, per attachment name, content type, bytes;
- * then items whose first byte says what they are: t/c/b a recipient through
+ * attachments (bits 0-1) and bit 2 the profile's ReplyToAddress, then NUL-separated fields:
+ * FromAddress, subject, the optional fields in flag order, per attachment name, content type,
+ * bytes; then items whose first byte says what they are: t/c/b a recipient through
  * message_add_rcpt, T/C/B a raw recipient "name\x01addr" or "addr", h a
  * header "Name:value" through message_add_header, H the same raw.
  */
@@ -73,8 +73,11 @@ static void fuzz_mime_item(struct message *m, const char *s)
     case 't':
     case 'c':
     case 'b':
-        (void)message_add_rcpt(m, s[0] == 't' ? RCPT_TO : s[0] == 'c' ? RCPT_CC : RCPT_BCC, s + 1,
-                               &e);
+        (void)message_add_rcpt(m,
+                               s[0] == 't'   ? RCPT_TO
+                               : s[0] == 'c' ? RCPT_CC
+                                             : RCPT_BCC,
+                               s + 1, &e);
         break;
     case 'T':
     case 'C':

@@ -80,10 +80,8 @@ static void fuzz_wire_lines(const struct buf *b)
 }
 
 static const char *const fuzz_wire_own[] = {
-    "Date",         "From",         "To",
-    "Cc",           "Reply-To",     "Subject",
-    "Message-ID",   "MIME-Version", "Content-Type",
-    "Content-Transfer-Encoding",
+    "Date",    "From",       "To",           "Cc",           "Reply-To",
+    "Subject", "Message-ID", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
 };
 
 /* Every field of the top header block is the composer's own (at most once)
@@ -109,7 +107,8 @@ static void fuzz_wire_fields(const struct buf *b, const struct message *m)
         FUZZ_CHECK(strncasecmp(line, "Bcc", nlen) != 0 || nlen != 3, "a Bcc field went out");
         bool known = false;
         for (size_t k = 0; k < sizeof fuzz_wire_own / sizeof fuzz_wire_own[0] && !known; k++)
-            if (strlen(fuzz_wire_own[k]) == nlen && strncasecmp(line, fuzz_wire_own[k], nlen) == 0) {
+            if (strlen(fuzz_wire_own[k]) == nlen &&
+                strncasecmp(line, fuzz_wire_own[k], nlen) == 0) {
                 FUZZ_CHECK(++own_seen[k] == 1, "%s twice in the header block", fuzz_wire_own[k]);
                 known = true;
             }

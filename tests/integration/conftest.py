@@ -19,6 +19,11 @@ sys.path.insert(0, HERE)
 BUILD = os.environ.get("MAILSPOOL_BUILD", os.path.join(ROOT, "build"))
 MAILSPOOL = os.path.join(BUILD, "mailspool")
 MAILSPOOLD = os.path.join(BUILD, "mailspoold")
+VALGRIND = os.environ.get("MAILSPOOL_VALGRIND") == "1"
+# make check-valgrind: memcheck; exit 99 on any error or definite leak.
+VALGRIND_ARGS = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
+                 "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
+                 "--num-callers=30"]
 
 pytest_plugins = [p[:-3] for p in sorted(os.listdir(HERE))
                   if p.startswith("fixtures_") and p.endswith(".py")]
@@ -36,6 +41,11 @@ def run(args, input=None, env=None, timeout=60, check=None):
     e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
     if env:
         e.update(env)
+    if VALGRIND and args and args[0] in (MAILSPOOL, MAILSPOOLD):
+        # make check-valgrind: the CLI (and mailspoold --check) under memcheck
+        # too; an error or a definite leak turns the exit code into 99.
+        args = VALGRIND_ARGS + list(args)
+        timeout *= 3
     p = subprocess.run(args, input=input, capture_output=True, env=e, timeout=timeout,
                        text=not isinstance(input, bytes))
     if check is not None and p.returncode != check:

@@ -9,6 +9,7 @@ the log as a possible duplicate".
 Never: sleeps to let things settle (every wait polls with a deadline) or
 injects faults itself (the fakes do that).
 """
+import hashlib
 import os
 import re
 import signal
@@ -65,7 +66,6 @@ def graph_profile(fake, certs, name="ppr", extra=""):
 
 def write_random(path, size, seed):
     """size bytes of deterministic pseudo-random data (every byte value)."""
-    import hashlib
     out = bytearray()
     block = hashlib.sha256(b"fault-%d" % seed).digest()
     while len(out) < size:

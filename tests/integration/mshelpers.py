@@ -13,13 +13,8 @@ import sqlite3
 import subprocess
 import time
 
-from conftest import MAILSPOOL, MAILSPOOLD, run
+from conftest import MAILSPOOL, MAILSPOOLD, VALGRIND, VALGRIND_ARGS, run
 
-VALGRIND = os.environ.get("MAILSPOOL_VALGRIND") == "1"
-# make check-valgrind: memcheck; exit 99 on any error or definite leak.
-VALGRIND_ARGS = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
-                 "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
-                 "--num-callers=30"]
 # Shutdown under valgrind (leak check of the whole heap) takes longer.
 VALGRIND_SLOWDOWN = 3 if VALGRIND else 1
 
@@ -91,9 +86,13 @@ class Daemon:
         if VALGRIND:
             args = VALGRIND_ARGS + args
         self.stderr = open(os.path.join(self.dir, "daemon.stderr"), "ab")
+        # A restarted daemon's log already holds the earlier runs' "ready": wait
+        # for a new one (else a stop could come before the signal handlers exist).
+        readies = self.events().count("ready")
         self.proc = subprocess.Popen(args, stdout=self.stderr, stderr=self.stderr, env=e)
         if wait_ready:
-            wait_for(lambda: self.proc.poll() is not None or "ready" in self.events(),
+            wait_for(lambda: self.proc.poll() is not None or
+                     self.events().count("ready") > readies,
                      timeout=30 * VALGRIND_SLOWDOWN, what="daemon ready")
             assert self.proc.poll() is None, "daemon exited early: %s" % self.stderr_text()
         return self

@@ -144,7 +144,8 @@ def test_reload_resumes_suspended_profile(smtp_peer, workdir):
         mid = d.enqueue("a@example.org")
         wait_for(lambda: d.lines_of("profile-suspended"), timeout=20, what="suspension")
         assert "Passwort" in d.lines_of("profile-suspended")[0]
-        assert d.states()[mid] == "queued"
+        # The suspension is logged just before the spool records the deferral.
+        d.wait_states("queued", [mid], timeout=30)
         d.write_config(good, queue={"retry_min": "1h", "retry_max": "2h"})
         d.signal(signal.SIGHUP)
         d.wait_states("sent", [mid], timeout=20)

@@ -99,14 +99,14 @@ def test_daemon_started_while_producers_write(smtp_peer, workdir, daemons):
     # exist yet; the daemon starts while they are writing.
     env = dict(os.environ)
     env.pop("MAILSPOOL_SPOOL", None)
-    producers = [subprocess.Popen([os.path.join(BUILD, "bench", "enqueue_many"), d.spool, "300",
+    producers = [subprocess.Popen([os.path.join(BUILD, "bench", "enqueue_many"), d.spool, "200",
                                    "invoice", "producer%d" % k],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
                  for k in range(2)]
     cli_errors = []
 
     def cli_producer():
-        for i in range(30):
+        for i in range(20):
             p = subprocess.run([MAILSPOOL, "-c", d.conf, "-s", d.spool, "enqueue", "--area",
                                 "invoice", "--to", "cli%d@example.org" % i, "--subject",
                                 "cli message %d" % i, "--text", "-"], input="Hallo\n",
@@ -126,5 +126,5 @@ def test_daemon_started_while_producers_write(smtp_peer, workdir, daemons):
     assert alive(d)
     n, dups = check_arrivals(d, [m["message"]["subject"] for m in peer.messages()],
                              "producers while starting")
-    assert (n, dups) == (630, 0)
+    assert (n, dups) == (420, 0)
     assert not d.lines_of("requeued")

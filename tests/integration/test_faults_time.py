@@ -34,6 +34,21 @@ def faketime_env(rc):
     return env
 
 
+def remove_stale_faketime_shm():
+    """libfaketime keeps /dev/shm/faketime_shm_PID and sem.faketime_sem_PID
+    while a process runs and removes them at a normal exit; after a SIGKILL
+    they stay, and a later process that gets the same pid fails to start
+    ("shm_open failed: File exists"). Removes those of processes that are gone."""
+    for name in os.listdir("/dev/shm"):
+        for prefix in ("faketime_shm_", "sem.faketime_sem_"):
+            pid = name[len(prefix):]
+            if name.startswith(prefix) and pid.isdigit() and not os.path.exists("/proc/" + pid):
+                try:
+                    os.remove(os.path.join("/dev/shm", name))
+                except OSError:
+                    pass
+
+
 def set_offset(rc, spec):
     tmp = rc + ".tmp"
     with open(tmp, "w") as f:
@@ -57,6 +72,7 @@ def deferred_once(d, mid):
 
 
 def start_faked(smtp_peer, workdir, daemons, retry):
+    remove_stale_faketime_shm()
     rc = str(workdir / "faketime.rc")
     set_offset(rc, "+0")
     peer = smtp_peer(tempfail_first=1)  # 451 to the first message's final dot
