@@ -135,10 +135,14 @@ check-unit: all
 
 # The integration tests mostly wait on sockets and timers: run them in
 # PYTEST_JOBS processes (pytest-xdist); PYTEST_JOBS=1 runs them one by one.
+# loadgroup keeps the tests marked xdist_group("NAME") on one worker (a
+# file whose tests share one module-scoped daemon, e.g. test_badinput_*.py);
+# unmarked tests are spread as before.
 PYTEST_JOBS ?= 4
 check-integration: all
 	MAILSPOOL_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q -p no:cacheprovider \
-	    $(if $(filter-out 1,$(PYTEST_JOBS)),-n $(PYTEST_JOBS)) tests/integration $(PYTEST_ARGS)
+	    $(if $(filter-out 1,$(PYTEST_JOBS)),-n $(PYTEST_JOBS) --dist loadgroup) tests/integration \
+	    $(PYTEST_ARGS)
 
 # Memcheck: the unit tests, then the integration suite with mailspoold under
 # valgrind (tests/integration/mshelpers.py); any error or definite leak fails.

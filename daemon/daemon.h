@@ -72,6 +72,10 @@ struct daemon {
     struct delivery *inflight; /* list of deliveries in flight */
     int ninflight;
     struct pending *pending; /* outcomes the spool refused, written again by the tick */
+    struct pending *batch;   /* outcomes decided in this loop turn: one transaction */
+    struct pending **batch_tail;
+    struct event *ev_batch; /* writes the batch (made active by the first outcome) */
+    bool batch_detached;    /* the loop is gone: the batch waits for the last flush */
 
     struct event *ev_run;      /* scheduler pass (made active to run soon) */
     struct event *ev_timer;    /* next due moment */
@@ -123,17 +127,24 @@ void sched_kick(struct daemon *d);
 void sched_free(struct daemon *d);
 
 /* ---- delivery.c ---- */
+/* Claims one message, then starts it. */
 void delivery_start(struct daemon *d, int64_t id);
+/* Starts a message the caller claimed. reserved: the profile whose slot the
+ * caller already took with profstate_started (given back if the delivery
+ * ends before its transfer or uses another profile), or NULL. */
+void delivery_start_claimed(struct daemon *d, int64_t id, const struct profile *reserved);
 void delivery_abort_all(struct daemon *d);
 /* Records the outcome of a finished transfer (called by the transports' done callbacks). */
 void delivery_finish(struct delivery *dl, const struct outcome *o);
 /* Fails or defers queued messages that nobody can send anymore. */
 void delivery_expire_sweep(struct daemon *d);
 
-/* ---- pending.c: outcomes to write again ---- */
+/* ---- pending.c: outcomes on their way into the spool ---- */
+/* Queues an outcome for the batch written at the end of this loop turn. */
 void pending_add(struct daemon *d, int64_t id, enum msg_state st, int64_t next, bool count,
                  const char *reason, const struct spool_attempt *att, size_t natt);
-void pending_flush(struct daemon *d); /* the tick, and once more at the end */
+void pending_flush(struct daemon *d);  /* the tick, and once more at the end */
+void pending_detach(struct daemon *d); /* before the event base is freed */
 void pending_free_all(struct daemon *d);
 
 /* ---- wake.c: inotify on the spool directory ---- */

@@ -93,9 +93,15 @@ static int64_t delivery_deadline(const struct config *c, const struct message *m
     return end;
 }
 
-/* Writes the outcome in one transaction. When the spool refuses (disk full), the
- * row stays sending and the outcome is kept and written again by the tick
- * (pending.c); should the daemon end first, the next start requeues the row. */
+/* Queues the outcome for the group commit of this loop turn (pending.c);
+ * when the spool refuses it (disk full), the row stays sending and the
+ * outcome is kept and written again by the tick; should the daemon end
+ * first, the next start requeues the row.
+ * The log lines about the outcome (sent, deferred, failed) are written by
+ * the callers right away, before the commit at the end of this loop turn: a
+ * crash in between requeues the row, which is then tried again and logged
+ * again. That is the at-least-once promise that already holds for a crash
+ * during a transfer; the spool, not the log, is the record. */
 static void delivery_record(struct delivery *dl, enum msg_state st, int64_t next, bool count,
                             const char *reason, const char *result, const char *reply)
 {
@@ -112,12 +118,7 @@ static void delivery_record(struct delivery *dl, enum msg_state st, int64_t next
     for (size_t i = 0; i < dl->smtp.nrejects && natt < 1 + 64; i++)
         att[natt++] = (struct spool_attempt){
             now_ms_wall(), dl->p->name, "smtp", "rcpt-rejected", dl->smtp.rejects[i].reply, 0};
-    struct err e = {0};
-    if (spool_finish(d->spool, dl->id, st, next, count, reason, att, natt, &e) != 0) {
-        log_event(d->log, LL_ERROR, "spool", "op=finish id=%lld state=%s retry=1s reason=%q",
-                  (long long)dl->id, msg_state_name(st), e.msg);
-        pending_add(d, dl->id, st, next, count, reason, att, natt);
-    }
+    pending_add(d, dl->id, st, next, count, reason, att, natt);
 }
 
 static void delivery_end(struct delivery *dl)
@@ -323,16 +324,19 @@ static bool delivery_prepare(struct delivery *dl)
     return true;
 }
 
-void delivery_start(struct daemon *d, int64_t id)
+/* Gives back a slot the scheduler reserved for a delivery that did not start. */
+static void delivery_release(struct daemon *d, const struct profile *reserved)
+{
+    if (reserved == NULL)
+        return;
+    struct profstate *ps = profstate_get(d, reserved->name);
+    if (ps->active > 0)
+        ps->active--;
+}
+
+void delivery_start_claimed(struct daemon *d, int64_t id, const struct profile *reserved)
 {
     struct err e = {0};
-    int r = spool_claim(d->spool, id, &e);
-    if (r != 1) {
-        if (r < 0)
-            log_event(d->log, LL_ERROR, "spool", "op=claim id=%lld reason=%q", (long long)id,
-                      e.msg);
-        return;
-    }
     struct delivery *dl = xcalloc(1, sizeof *dl);
     dl->d = d;
     dl->id = id;
@@ -341,16 +345,21 @@ void delivery_start(struct daemon *d, int64_t id)
     if (spool_load(d->spool, id, &dl->msg, &e) != 0) {
         /* A row we cannot even read: fail it with the reason, keep going. */
         log_event(d->log, LL_ERROR, "failed", "id=%lld reason=%q", (long long)id, e.msg);
+        delivery_release(d, reserved);
         delivery_record(dl, MSG_FAILED, 0, false, e.msg, "failed", e.msg);
         delivery_end(dl);
         return;
     }
     if (!delivery_prepare(dl)) {
+        delivery_release(d, reserved);
         delivery_end(dl);
         return;
     }
     dl->started_mono = now_ms_mono();
-    profstate_started(d, dl->p, dl->started_mono);
+    if (reserved != dl->p) {
+        delivery_release(d, reserved);
+        profstate_started(d, dl->p, dl->started_mono);
+    }
     if (dl->p->transport == TRANSPORT_GRAPH) {
         dl->via_graph = true;
         dl->graph.profile = dl->p;
@@ -368,6 +377,19 @@ void delivery_start(struct daemon *d, int64_t id)
     dl->smtp.done = delivery_smtp_done;
     dl->smtp.arg = dl;
     smtp_pool_submit(d->smtp, &dl->smtp);
+}
+
+void delivery_start(struct daemon *d, int64_t id)
+{
+    struct err e = {0};
+    int r = spool_claim(d->spool, id, &e);
+    if (r != 1) {
+        if (r < 0)
+            log_event(d->log, LL_ERROR, "spool", "op=claim id=%lld reason=%q", (long long)id,
+                      e.msg);
+        return;
+    }
+    delivery_start_claimed(d, id, NULL);
 }
 
 void delivery_abort_all(struct daemon *d)

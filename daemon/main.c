@@ -176,6 +176,7 @@ static void main_cleanup(struct daemon *d)
         event_free(d->ev_tick);
     if (d->ev_shutdown)
         event_free(d->ev_shutdown);
+    pending_detach(d);
     if (d->base)
         event_base_free(d->base);
     if (d->spool) {

@@ -1,18 +1,31 @@
 /*
- * pending — outcomes the spool could not take when they happened (disk full,
- * an I/O error, a lock held too long), kept and written again every second.
+ * pending — outcomes on their way into the spool: the batch of outcomes
+ * decided in this turn of the loop (written together, group commit), and
+ * outcomes the spool could not take when they happened (disk full, an I/O
+ * error, a lock held too long), kept and written again every second.
  *
  * Owns: the copies of such outcomes (state, next attempt, reason, attempt
- * rows) until spool_finish takes them, and the log lines about them.
+ * rows) until spool_finish_many / spool_finish takes them, the zero-timeout
+ * event that writes the batch, and the log lines about refused outcomes.
  * Never: decides an outcome (delivery.c does) or touches a message that is
- * not still "sending" (spool_finish checks the state).
+ * not still "sending" (the spool checks the state).
  *
- * Without this, a message whose outcome failed to commit stayed "sending"
- * until the next restart, which then sent it again.
+ * Group commit: every outcome costs a write transaction, and the commit (the
+ * fsync and the WAL frames of the messages table and its indexes) is most of
+ * the loop thread's time under load. All outcomes decided before the loop
+ * turns (the SMTP pool hands finished jobs over in bursts) are written in one
+ * transaction by an event made active by the first of them; it runs in the
+ * same loop iteration, after the callbacks already active. Until it commits
+ * the rows stay "sending": a crash in that window requeues them at the next
+ * start, as for a transfer in flight (at-least-once, never lost).
+ *
+ * Without the retry list, a message whose outcome failed to commit stayed
+ * "sending" until the next restart, which then sent it again.
  */
 #include "daemon.h"
 #include "xmalloc.h"
 
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +38,7 @@ struct pending {
     char *reason;
     struct spool_attempt *att;
     size_t natt;
-    int tries;
+    int tries; /* writes tried after the spool refused it */
 };
 
 static char *pending_dup(const char *s)
@@ -46,6 +59,15 @@ static void pending_free_one(struct pending *p)
     free(p);
 }
 
+static void pending_write_batch(struct daemon *d);
+
+static void pending_batch_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pending_write_batch(arg);
+}
+
 void pending_add(struct daemon *d, int64_t id, enum msg_state st, int64_t next, bool count,
                  const char *reason, const struct spool_attempt *att, size_t natt)
 {
@@ -64,20 +86,78 @@ void pending_add(struct daemon *d, int64_t id, enum msg_state st, int64_t next, 
         p->att[i].result = pending_dup(att[i].result);
         p->att[i].reply = pending_dup(att[i].reply);
     }
+    /* In order of decision: the attempt rows keep the order they had. */
+    if (d->batch_tail == NULL)
+        d->batch_tail = &d->batch;
+    *d->batch_tail = p;
+    d->batch_tail = &p->next;
+    if (d->ev_batch == NULL && d->base && !d->batch_detached)
+        d->ev_batch = event_new(d->base, -1, 0, pending_batch_cb, d);
+    if (d->ev_batch)
+        event_active(d->ev_batch, 0, 0); /* no-op when already active */
+}
+
+static int pending_write1(struct daemon *d, struct pending *p, struct err *e)
+{
+    return spool_finish(d->spool, p->id, p->st, p->next_attempt, p->count, p->reason, p->att,
+                        p->natt, e);
+}
+
+/* The spool refused p: log it once and keep it for the tick. */
+static void pending_refused(struct daemon *d, struct pending *p, const struct err *e)
+{
+    log_event(d->log, LL_ERROR, "spool", "op=finish id=%lld state=%s retry=1s reason=%q",
+              (long long)p->id, msg_state_name(p->st), e->msg);
     p->next = d->pending;
     d->pending = p;
 }
 
-/* Writes what it can; logs each outcome once when it finally lands. */
+/* Writes the batch in one transaction. Should that fail, each outcome is
+ * tried alone, so that one the spool cannot take (or a commit that failed
+ * for a moment) holds none of the others back; what is still refused goes
+ * to the retry list. */
+static void pending_write_batch(struct daemon *d)
+{
+    struct pending *list = d->batch;
+    d->batch = NULL;
+    d->batch_tail = &d->batch;
+    if (list == NULL)
+        return;
+    size_t n = 0;
+    for (struct pending *p = list; p; p = p->next)
+        n++;
+    struct spool_outcome *v = xcalloc(n, sizeof *v);
+    size_t i = 0;
+    for (struct pending *p = list; p; p = p->next)
+        v[i++] = (struct spool_outcome){p->id,     p->st,  p->next_attempt, p->count,
+                                        p->reason, p->att, p->natt};
+    struct err e = {0};
+    int rc = spool_finish_many(d->spool, v, n, &e);
+    free(v);
+    while (list) {
+        struct pending *p = list;
+        list = p->next;
+        struct err e1 = {0};
+        if (rc == 0 || pending_write1(d, p, &e1) == 0)
+            pending_free_one(p);
+        else
+            pending_refused(d, p, &e1);
+    }
+    /* A message deferred to "now" becomes due only with this commit. */
+    sched_kick(d);
+}
+
+/* Writes the batch, then what the spool refused before; logs each refused
+ * outcome once when it finally lands. */
 void pending_flush(struct daemon *d)
 {
+    pending_write_batch(d);
     struct pending **pp = &d->pending;
     while (*pp) {
         struct pending *p = *pp;
         struct err e = {0};
         p->tries++;
-        if (spool_finish(d->spool, p->id, p->st, p->next_attempt, p->count, p->reason, p->att,
-                         p->natt, &e) != 0) {
+        if (pending_write1(d, p, &e) != 0) {
             pp = &p->next;
             continue;
         }
@@ -89,6 +169,14 @@ void pending_flush(struct daemon *d)
     }
 }
 
+void pending_detach(struct daemon *d)
+{
+    if (d->ev_batch)
+        event_free(d->ev_batch);
+    d->ev_batch = NULL;
+    d->batch_detached = true;
+}
+
 void pending_free_all(struct daemon *d)
 {
     while (d->pending) {
@@ -96,4 +184,10 @@ void pending_free_all(struct daemon *d)
         d->pending = p->next;
         pending_free_one(p);
     }
+    while (d->batch) {
+        struct pending *p = d->batch;
+        d->batch = p->next;
+        pending_free_one(p);
+    }
+    d->batch_tail = &d->batch;
 }

@@ -1,9 +1,10 @@
 /*
  * sched — the scheduler: decides which due messages start now.
  *
- * Owns: the scheduler pass (claims due messages in priority order while
+ * Owns: the scheduler pass (picks due messages in priority order while
  * honouring max_connections, each profile's MaxConnections, RateLimit and
- * suspension, and shutdown) and the one timer that wakes the next pass.
+ * suspension, and shutdown; claims the picks in one transaction, then starts
+ * them) and the one timer that wakes the next pass.
  * Never: waits on the network or holds a read transaction between passes;
  * a pass is a few indexed queries, then the loop is free again.
  */
@@ -86,7 +87,15 @@ static void sched_run(struct daemon *d)
             log_event(d->log, LL_ERROR, "spool", "op=due reason=%q", e.msg);
             break;
         }
-        bool skipped_new = false;
+        /* Pick first, reserving each pick's profile slot (so MaxConnections
+         * and RateLimit hold within the pick), claim all picks in one
+         * transaction, then start the ones claimed: no transfer begins
+         * before its claim is committed. */
+        bool skipped_new = false, claim_failed = false;
+        int64_t *ids = xcalloc(n + 1, sizeof *ids);
+        const struct profile **res = xcalloc(n + 1, sizeof *res);
+        bool *claimed = xcalloc(n + 1, sizeof *claimed);
+        size_t np = 0;
         for (size_t i = 0; i < n && capacity > 0; i++) {
             const struct area *a = config_area_find(c, v[i].area);
             if (a && !profstate_available(d, a->profile, mono)) {
@@ -100,11 +109,31 @@ static void sched_run(struct daemon *d)
                 }
                 continue;
             }
-            delivery_start(d, v[i].id);
-            capacity = c->max_connections - d->ninflight;
+            if (a)
+                profstate_started(d, a->profile, mono);
+            ids[np] = v[i].id;
+            res[np++] = a ? a->profile : NULL;
+            capacity--;
         }
+        if (spool_claim_many(d->spool, ids, np, claimed, &e) != 0) {
+            log_event(d->log, LL_ERROR, "spool", "op=claim n=%zu reason=%q", np, e.msg);
+            claim_failed = true;
+        }
+        for (size_t i = 0; i < np; i++) {
+            if (claimed[i]) {
+                delivery_start_claimed(d, ids[i], res[i]);
+            } else if (res[i]) {
+                struct profstate *ps = profstate_get(d, res[i]->name);
+                if (ps->active > 0)
+                    ps->active--; /* cancelled meanwhile, or the claim failed */
+            }
+        }
+        free(ids);
+        free(res);
+        free(claimed);
+        capacity = c->max_connections - d->ninflight;
         spool_due_free(v, n);
-        if (n < limit && !skipped_new)
+        if (claim_failed || (n < limit && !skipped_new))
             break;
     }
     for (size_t i = 0; i < nskip; i++)

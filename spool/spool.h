@@ -86,6 +86,11 @@ int spool_shift_retries(struct spool *sp, int64_t after, int64_t delta, int *n, 
  * someone (cancel) got there first, -1 on error. */
 int spool_claim(struct spool *sp, int64_t id, struct err *e);
 
+/* Claims several messages in one transaction (the scheduler's pass):
+ * claimed[i] tells whether ids[i] went queued -> sending. Returns -1 on
+ * error, and then none is claimed. */
+int spool_claim_many(struct spool *sp, const int64_t *ids, size_t n, bool *claimed, struct err *e);
+
 /* Loads the whole message (no attachment bytes). Rows are untrusted: the
  * caller runs message_validate. EX_NOINPUT when id does not exist. */
 int spool_load(struct spool *sp, int64_t id, struct message **out, struct err *e);
@@ -116,6 +121,21 @@ struct spool_attempt {
 int spool_finish(struct spool *sp, int64_t id, enum msg_state new_state, int64_t next_attempt,
                  bool count_attempt, const char *reason, const struct spool_attempt *att,
                  size_t natt, struct err *e);
+
+/* One outcome of spool_finish_many (the same fields as spool_finish). */
+struct spool_outcome {
+    int64_t id;
+    enum msg_state state;
+    int64_t next_attempt;
+    bool count_attempt;
+    const char *reason;
+    const struct spool_attempt *att;
+    size_t natt;
+};
+
+/* Group commit: writes all n outcomes in one transaction, all or none (one
+ * commit, one fsync and one set of WAL frames for the lot). */
+int spool_finish_many(struct spool *sp, const struct spool_outcome *v, size_t n, struct err *e);
 
 /* Graph: remembers (or clears with NULL) the draft of a large message. */
 int spool_set_draft(struct spool *sp, int64_t id, const char *draft_id, struct err *e);

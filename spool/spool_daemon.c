@@ -215,6 +215,39 @@ int spool_claim(struct spool *sp, int64_t id, struct err *e)
     return changes > 0 ? 1 : 0;
 }
 
+int spool_claim_many(struct spool *sp, const int64_t *ids, size_t n, bool *claimed, struct err *e)
+{
+    for (size_t i = 0; i < n; i++)
+        claimed[i] = false;
+    if (n == 0)
+        return 0;
+    if (spool_db_begin(sp, e) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st;
+        if (spool_db_cached(sp,
+                            "UPDATE messages SET state = 'sending', updated = ?2"
+                            " WHERE id = ?1 AND state = 'queued'",
+                            &st, e) != 0)
+            goto fail;
+        sqlite3_bind_int64(st, 1, ids[i]);
+        sqlite3_bind_int64(st, 2, spool_db_now());
+        if (spool_db_step_reset(sp, st, "claiming a message", e) != 0)
+            goto fail;
+        claimed[i] = sqlite3_changes(sp->db) > 0;
+    }
+    if (spool_db_commit(sp, e) == 0)
+        return 0;
+    /* The commit failed: nothing was claimed. */
+    for (size_t i = 0; i < n; i++)
+        claimed[i] = false;
+    return -1;
+fail:
+    for (size_t i = 0; i < n; i++)
+        claimed[i] = false;
+    return spool_db_rollback(sp);
+}
+
 static int spool_finish_attempts(struct spool *sp, int64_t id, const struct spool_attempt *att,
                                  size_t natt, struct err *e)
 {
@@ -238,30 +271,45 @@ static int spool_finish_attempts(struct spool *sp, int64_t id, const struct spoo
     return 0;
 }
 
-int spool_finish(struct spool *sp, int64_t id, enum msg_state new_state, int64_t next_attempt,
-                 bool count_attempt, const char *reason, const struct spool_attempt *att,
-                 size_t natt, struct err *e)
+/* One outcome inside the caller's transaction. */
+static int spool_finish_one(struct spool *sp, const struct spool_outcome *o, struct err *e)
 {
-    if (spool_db_begin(sp, e) != 0)
+    if (spool_finish_attempts(sp, o->id, o->att, o->natt, e) != 0)
         return -1;
-    if (spool_finish_attempts(sp, id, att, natt, e) != 0)
-        return spool_db_rollback(sp);
     sqlite3_stmt *st;
     if (spool_db_cached(sp,
                         "UPDATE messages SET state = ?2, next_attempt = ?3,"
                         " attempts = attempts + ?4, last_error = ?5, updated = ?6"
                         " WHERE id = ?1 AND state = 'sending'",
                         &st, e) != 0)
-        return spool_db_rollback(sp);
-    sqlite3_bind_int64(st, 1, id);
-    spool_db_bind_text(st, 2, msg_state_name(new_state));
-    sqlite3_bind_int64(st, 3, new_state == MSG_QUEUED ? next_attempt : 0);
-    sqlite3_bind_int(st, 4, count_attempt ? 1 : 0);
-    spool_db_bind_text(st, 5, new_state == MSG_SENT ? NULL : reason);
+        return -1;
+    sqlite3_bind_int64(st, 1, o->id);
+    spool_db_bind_text(st, 2, msg_state_name(o->state));
+    sqlite3_bind_int64(st, 3, o->state == MSG_QUEUED ? o->next_attempt : 0);
+    sqlite3_bind_int(st, 4, o->count_attempt ? 1 : 0);
+    spool_db_bind_text(st, 5, o->state == MSG_SENT ? NULL : o->reason);
     sqlite3_bind_int64(st, 6, spool_db_now());
-    if (spool_db_step_reset(sp, st, "recording the outcome", e) != 0)
-        return spool_db_rollback(sp);
+    return spool_db_step_reset(sp, st, "recording the outcome", e);
+}
+
+int spool_finish_many(struct spool *sp, const struct spool_outcome *v, size_t n, struct err *e)
+{
+    if (n == 0)
+        return 0;
+    if (spool_db_begin(sp, e) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (spool_finish_one(sp, &v[i], e) != 0)
+            return spool_db_rollback(sp);
     return spool_db_commit(sp, e);
+}
+
+int spool_finish(struct spool *sp, int64_t id, enum msg_state new_state, int64_t next_attempt,
+                 bool count_attempt, const char *reason, const struct spool_attempt *att,
+                 size_t natt, struct err *e)
+{
+    struct spool_outcome o = {id, new_state, next_attempt, count_attempt, reason, att, natt};
+    return spool_finish_many(sp, &o, 1, e);
 }
 
 int spool_set_draft(struct spool *sp, int64_t id, const char *draft_id, struct err *e)

@@ -24,7 +24,7 @@ import subprocess
 import time
 
 from conftest import BUILD, MAILSPOOL, ROOT
-from mshelpers import Daemon, smtp_profile, wait_for
+from mshelpers import VALGRIND_SLOWDOWN, Daemon, smtp_profile, wait_for
 from smtp_ctl import SmtpPeer
 
 CORPUS = os.path.join(ROOT, "tests", "corpus", "badinput")
@@ -316,7 +316,8 @@ class PathRun:
         """Waits until every accepted entry reached what it can reach, then
         sends a canary message that must go out (the daemon still works)."""
         try:
-            wait_for(self._settled, timeout=timeout, interval=0.1, what="corpus settled")
+            wait_for(self._settled, timeout=timeout * VALGRIND_SLOWDOWN, interval=0.1,
+                     what="corpus settled")
         except AssertionError as err:
             self.settle_problem = str(err)
         r = self.run_cli(self.cli_argv("enqueue", "--area", "invoice", "--to",
@@ -325,7 +326,7 @@ class PathRun:
                          "still alive\n")
         assert r["rc"] == 0, r
         self.canary_id = r["msg_id"]
-        self.daemon.wait_states("sent", [self.canary_id], timeout=60)
+        self.daemon.wait_states("sent", [self.canary_id], timeout=60 * VALGRIND_SLOWDOWN)
         self.delivered = self.peer.messages()
 
     # ---- checks ------------------------------------------------------------------

@@ -12,6 +12,9 @@ import pytest
 import badinput_lib as bl
 
 ENTRIES = bl.load("cli")
+# One daemon serves the whole file: under pytest-xdist, keep the file on one
+# worker (make check runs with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("badinput-cli")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,9 @@ import pytest
 import badinput_lib as bl
 
 ENTRIES = bl.load("json")
+# One daemon serves the whole file: under pytest-xdist, keep the file on one
+# worker (make check runs with --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("badinput-json")
 
 
 @pytest.fixture(scope="module")

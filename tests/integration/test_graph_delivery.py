@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -97,7 +98,14 @@ def test_fifty_messages_one_token_four_in_flight(graph_fake, certs, tmp_path, da
     graph_fake.settings(graph_delay=0.1)
     d = start_daemon(daemons, tmp_path, graph_profile(
         graph_fake, certs, extra="RateLimit = 0\nMaxConnections = 12"))
+    # Held requests stay in flight at the fake, so the cap is reached whatever
+    # the machine's speed: exactly 4 arrive, and no fifth while they wait.
+    graph_fake.hold(True)
     ids = enqueue_many(d, 50)
+    wait_for(lambda: graph_fake.inflight("graph") == 4, timeout=60, what="4 held requests")
+    time.sleep(0.5)
+    assert graph_fake.inflight("graph") == 4
+    graph_fake.hold(False)
     d.wait_states("sent", ids, timeout=120)
     assert len(graph_fake.wait_for_messages(50)) == 50
     reqs = graph_fake.token_requests()
@@ -119,9 +127,14 @@ def test_application_budget_shared_by_profiles(graph_fake, certs, tmp_path, daem
                               mailbox="billing@airport.example",
                               extra="RateLimit = 0\nMaxConnections = 8"))
     d = start_daemon(daemons, tmp_path, profiles, areas={"ppr": "ppr", "invoice": "billing"})
-    ids = enqueue_many(d, 16, area="ppr") + enqueue_many(d, 16, area="invoice")
-    d.wait_states("sent", ids, timeout=120)
     app = "app:" + graph_fake.client_id.lower()
+    graph_fake.hold(True)
+    ids = enqueue_many(d, 16, area="ppr") + enqueue_many(d, 16, area="invoice")
+    wait_for(lambda: graph_fake.inflight(app) == 4, timeout=60, what="4 held requests")
+    time.sleep(0.5)
+    assert graph_fake.inflight(app) == 4
+    graph_fake.hold(False)
+    d.wait_states("sent", ids, timeout=120)
     assert graph_fake.max_inflight(app) == 4
     assert graph_fake.max_inflight("graph") == 4
     # One token per profile: each profile is its own cache entry.

@@ -42,6 +42,8 @@ PW_GOOD2 = "pw-Renewed~Tapir.2c9e4a7d"      # PW_GOOD after a reload
 SECRET_OK2 = "cs-Renewed~Dugong.8b1f5e3a"   # SECRET_OK after a reload
 CLIENT_EXP = "22222222-3333-4444-5555-666666666666"
 MAILBOX_EXP = "ppr2@airport.example"
+# One daemon serves the whole file: keep it on one pytest-xdist worker.
+pytestmark = pytest.mark.xdist_group("secrets")
 IMAGE_MAX = 2 << 30  # bytes of a memory image the test will write and read
 SECRETS = {"PW_GOOD": PW_GOOD, "PW_WRONG": PW_WRONG, "PW_PLAIN": PW_PLAIN,
            "SECRET_OK": SECRET_OK, "SECRET_EXP": SECRET_EXP, "PW_GOOD2": PW_GOOD2,
