@@ -246,5 +246,8 @@ install: $(if $(NOBUILD),,all)
 clean:
 	rm -rf build build-san
 
+# Test and tool objects are intermediates of pattern rules: keep them.
+.SECONDARY: $(call obj,$(UNIT_SRC) $(TOOL_SRC) $(BENCH_SRC))
+
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 -include $(shell find $(FUZZ_B)/fobj -name '*.d' 2>/dev/null)
