@@ -244,7 +244,7 @@ install: $(if $(NOBUILD),,all)
 	install -m 0644 conf/logrotate.d/mailspool $(DESTDIR)$(SYSCONFDIR)/logrotate.d/mailspool
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz build-san-fuzz
 
 # Test and tool objects are intermediates of pattern rules: keep them.
 .SECONDARY: $(call obj,$(UNIT_SRC) $(TOOL_SRC) $(BENCH_SRC))

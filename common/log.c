@@ -123,6 +123,17 @@ void log_timestamp(char *out, unsigned long outlen)
     snprintf(out, outlen, "%s.%03ld%.3s:%.2s", date, (long)(tv.tv_usec / 1000), zone, zone + 3);
 }
 
+void log_iso_time(int64_t t, char *out, unsigned long outlen)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    localtime_r(&tt, &tm);
+    char date[32], zone[8];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    strftime(zone, sizeof zone, "%z", &tm);
+    snprintf(out, outlen, "%s%.3s:%.2s", date, zone, zone + 3);
+}
+
 /* A token is printed bare when it has no space, quote, '=' or control byte.
  * Text that is not UTF-8 (a hostile spool row) has its bytes >= 0x80 escaped
  * too, so that the log stays text for grep and awk. */

@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -44,6 +45,8 @@ char *log_format_kv(const char *kvfmt, ...);
 const char *log_level_name(enum log_level level);
 /* Parses "error|warn|info|debug"; returns -1 when unknown. */
 int log_level_parse(const char *s);
+/* ISO 8601 local time of Unix time t with offset, e.g. 2026-12-04T19:03:05+01:00. */
+void log_iso_time(int64_t t, char *out, unsigned long outlen);
 /* ISO 8601 local time with milliseconds and offset, e.g. 2026-12-04T19:00:01.123+01:00. */
 void log_timestamp(char *out, unsigned long outlen);
 

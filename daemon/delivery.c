@@ -62,18 +62,6 @@ static void delivery_free(struct delivery *dl)
     free(dl);
 }
 
-static void iso_time(int64_t t, char *out, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    localtime_r(&tt, &tm);
-    char z[8];
-    strftime(out, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    strftime(z, sizeof z, "%z", &tm);
-    size_t n = strlen(out);
-    snprintf(out + n, len - n, "%.3s:%.2s", z, z + 3);
-}
-
 /* created + lifetime, saturated: created comes from a spool row, which may
  * hold any integer (signed overflow would be undefined behaviour). */
 static int64_t delivery_life_end(int64_t created, int64_t lifetime)
@@ -157,7 +145,7 @@ static void delivery_defer(struct delivery *dl, int64_t next, bool count, const 
         next = deadline;
     delivery_record(dl, MSG_QUEUED, next, count, reason, result, reason);
     char when[40];
-    iso_time(next, when, sizeof when);
+    log_iso_time(next, when, sizeof when);
     log_event(d->log, LL_WARN, "deferred",
               "id=%lld area=%q profile=%q via=%s attempt=%d next=%s reason=%q", (long long)dl->id,
               m->area, dl->p ? dl->p->name : "-", dl->p ? transport_name(dl->p->transport) : "-",

@@ -40,18 +40,6 @@ struct graph {
     bool aborting;
 };
 
-int64_t graph_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t graph_wall_s(void)
-{
-    return (int64_t)time(NULL);
-}
-
 struct event_base *graph_base(struct graph *g)
 {
     return g->base;
@@ -251,7 +239,7 @@ struct graph_run *graph_run_new(struct graph *g, struct graph_job *job, struct g
     r->users = users;
     r->app = app_get(g, client);
     r->client = xstrdup(client);
-    r->started_ms = graph_now_ms();
+    r->started_ms = now_ms_mono();
     r->next = g->runs;
     if (g->runs)
         g->runs->prev = r;
@@ -319,7 +307,7 @@ void graph_run_complete(struct graph_run *r)
     run_detach(r);
     r->state = RS_DONE;
     if (r->job)
-        r->job->duration_ms = graph_now_ms() - r->started_ms;
+        r->job->duration_ms = now_ms_mono() - r->started_ms;
     q_push(&g->done_head, &g->done_tail, r);
     event_active(g->ev_work, 0, 0);
 }

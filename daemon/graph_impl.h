@@ -248,8 +248,9 @@ void graph_run_complete(struct graph_run *r);
 struct graph_tok **graph_toks_head(struct graph *g);
 /* A request that failed before curl had it completes from the loop all the same. */
 void graph_defer_req(struct graph *g, struct graph_req *r);
-int64_t graph_now_ms(void);
-int64_t graph_wall_s(void);
+/* Clocks: now_ms_mono() and now_s_wall() of daemon/clock.c. */
+int64_t now_ms_mono(void);
+int64_t now_s_wall(void);
 
 /* Fills the job's output from a failed or refused request. */
 void graph_job_set_result(struct graph_job *job, const struct graph_req *req, bool token_request);

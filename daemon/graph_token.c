@@ -90,7 +90,7 @@ const char *graph_token_usable(struct graph_tok *t, bool fresh)
 {
     if (t->access_token == NULL)
         return NULL;
-    int64_t now = graph_now_ms();
+    int64_t now = now_ms_mono();
     return now < (fresh ? t->renew_ms : t->expire_ms) ? t->access_token : NULL;
 }
 
@@ -128,33 +128,21 @@ char *graph_token_form(const struct graph_tok *t, size_t *len)
     return form;
 }
 
-static void iso_local(int64_t t, char *out, size_t len)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    localtime_r(&tt, &tm);
-    char z[8];
-    strftime(out, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    strftime(z, sizeof z, "%z", &tm);
-    size_t n = strlen(out);
-    snprintf(out + n, len - n, "%.3s:%.2s", z, z + 3);
-}
-
 /* Stores a new token; renewal starts when min(5 min, 10 %) of its lifetime remains. */
 static void tok_store(struct graph_tok *t, char *token, int64_t lifetime)
 {
     wipe_str(t->access_token);
     t->access_token = token;
     t->gen++;
-    int64_t now = graph_now_ms();
+    int64_t now = now_ms_mono();
     int64_t margin = lifetime * 100; /* 10 % in ms */
     if (margin > 300000)
         margin = 300000;
     t->expire_ms = now + lifetime * 1000;
     t->renew_ms = t->expire_ms - margin;
-    t->expires_wall = graph_wall_s() + lifetime;
+    t->expires_wall = now_s_wall() + lifetime;
     char when[40];
-    iso_local(t->expires_wall, when, sizeof when);
+    log_iso_time(t->expires_wall, when, sizeof when);
     log_event(graph_log(t->g), LL_INFO, "token", "profile=%q expires=%s lifetime=%llds", t->name,
               when, (long long)lifetime);
 }
@@ -325,7 +313,7 @@ int64_t graph_token_expires(struct graph *g, const char *profile_name)
     int64_t best = 0;
     if (g == NULL)
         return 0;
-    int64_t now = graph_now_ms();
+    int64_t now = now_ms_mono();
     for (struct graph_tok *t = *graph_toks_head(g); t; t = t->next)
         if (strcmp(t->name, profile_name) == 0 && t->access_token && now < t->expire_ms &&
             t->expires_wall > best)
