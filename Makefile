@@ -144,13 +144,19 @@ check-integration: all
 	    $(if $(filter-out 1,$(PYTEST_JOBS)),-n $(PYTEST_JOBS) --dist loadgroup) tests/integration \
 	    $(PYTEST_ARGS)
 
-# Memcheck: the unit tests, then the integration suite with mailspoold under
-# valgrind (tests/integration/mshelpers.py); any error or definite leak fails.
+# Memcheck (about 15 minutes): the unit tests; the whole integration suite
+# with mailspoold under valgrind (tests/integration/mshelpers.py); the CLI
+# tests with mailspool under valgrind (conftest.run). Any error or definite
+# leak fails.
 VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
 	--errors-for-leak-kinds=definite --num-callers=30
+VALGRIND_CLI_TESTS := $(addprefix tests/integration/,test_cli_admin.py test_cli_render.py \
+	test_config_check.py test_spool_enqueue.py test_spool_sql.py test_badinput_cli.py \
+	test_badinput_json.py)
 check-valgrind: all
 	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; $(VALGRIND) $$t >/dev/null; done
 	MAILSPOOL_BUILD=$(abspath $(B)) MAILSPOOL_VALGRIND=1 $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+	MAILSPOOL_BUILD=$(abspath $(B)) MAILSPOOL_VALGRIND_CLI=1 $(PYTHON) -m pytest -q -p no:cacheprovider $(VALGRIND_CLI_TESTS) $(PYTEST_ARGS)
 
 # make soak [SOAK_MESSAGES=N] [SOAK_SEED=S]: long; never part of make check.
 SOAK_MESSAGES ?= 100000

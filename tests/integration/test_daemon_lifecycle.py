@@ -213,7 +213,8 @@ def test_unserved_area_is_deferred_until_reload(smtp_peer, workdir):
                       "(?, 'to', 'a@example.org')", (mid,))
         wait_for(lambda: any("border" in l for l in d.lines_of("deferred")), timeout=20,
                  what="deferral")
-        assert d.states()[mid] == "queued"
+        # The deferral is logged before the spool records it: wait (bounded).
+        d.wait_states("queued", [mid], timeout=30)
         d.write_config(prof, areas={"invoice": "relay", "border": "relay"})
         d.signal(signal.SIGHUP)
         d.cli("retry", str(mid), check=0)

@@ -27,7 +27,8 @@ def test_anonymous_delivery(smtp_peer, workdir):
         assert sorted(m["rcpt_tos"]) == ["b@example.org", "c@example.org", "hidden@example.org"]
         assert m["mail_from"] == "relay@airport.example"
         assert not m["tls"] and not m.get("auth_user")
-        sent = d.lines_of("sent")
+        # The log line follows the spool's commit: wait for it (bounded).
+        sent = wait_for(lambda: d.lines_of("sent"), what="the sent log line")
         assert len(sent) == 1 and "id=%d " % mid in sent[0] and "via=smtp" in sent[0]
         assert "reply=" in sent[0] and "250" in sent[0]
     finally:
