@@ -298,13 +298,14 @@ int spool_admin_retry_failed(struct spool *sp, const char *area, int64_t *count,
     if (spool_db_begin(sp, e) != 0)
         return -1;
     sqlite3_stmt *st;
-    if (spool_db_prepare(sp,
-                         "UPDATE messages SET state = 'queued', next_attempt = 0, not_before = 0,"
-                         " attempts = 0, updated = ?2, created = ?2,"
-                         " expires = CASE WHEN expires > 0 AND expires <= ?2 THEN 0 ELSE expires END"
-                         " WHERE state = 'failed'"
-                         " AND (?1 IS NULL OR area = ?1)",
-                         &st, e) != 0)
+    if (spool_db_prepare(
+            sp,
+            "UPDATE messages SET state = 'queued', next_attempt = 0, not_before = 0,"
+            " attempts = 0, updated = ?2, created = ?2,"
+            " expires = CASE WHEN expires > 0 AND expires <= ?2 THEN 0 ELSE expires END"
+            " WHERE state = 'failed'"
+            " AND (?1 IS NULL OR area = ?1)",
+            &st, e) != 0)
         return spool_db_rollback(sp);
     spool_db_bind_text(st, 1, area);
     sqlite3_bind_int64(st, 2, spool_db_now());
