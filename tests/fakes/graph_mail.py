@@ -447,16 +447,25 @@ def delete_message(state, req, ctx, mid):
     return Resp(204, b"")
 
 
-def add_attachment(state, req, ctx, mid):
+def draft_for_attachment(state, req, ctx, mid):
+    """(error response, None) or (None, draft item): the checks every way of
+    adding an attachment shares (Mail.ReadWrite, request size, a draft)."""
     err = require(req, ctx, "Mail.ReadWrite") or too_large(state, req)
     if err:
-        return err
+        return err, None
     err, item = find_item(state, req, ctx, mid)
     if err:
-        return err
+        return err, None
     if item["folder"] != "drafts":
         return graph_error(req, 400, "ErrorInvalidOperation",
-                           "Attachments can only be added to a draft.")
+                           "Attachments can only be added to a draft."), None
+    return None, item
+
+
+def add_attachment(state, req, ctx, mid):
+    err, item = draft_for_attachment(state, req, ctx, mid)
+    if err:
+        return err
     err, att = parse_json(req)
     if err:
         return err

@@ -15,7 +15,7 @@ import re
 import secrets
 import time
 
-from graph_mail import add_attachment_record, find_item, parse_json, require, too_large
+from graph_mail import add_attachment_record, draft_for_attachment, parse_json
 from graph_state import Resp, graph_error, iso_now, json_resp, new_id
 
 ITEM_PROPS = {"attachmentType", "name", "size", "contentType", "isInline", "contentId"}
@@ -27,15 +27,9 @@ def _iso(t):
 
 
 def create_upload_session(state, req, ctx, mid):
-    err = require(req, ctx, "Mail.ReadWrite") or too_large(state, req)
+    err, item = draft_for_attachment(state, req, ctx, mid)
     if err:
         return err
-    err, item = find_item(state, req, ctx, mid)
-    if err:
-        return err
-    if item["folder"] != "drafts":
-        return graph_error(req, 400, "ErrorInvalidOperation",
-                           "Attachments can only be added to a draft.")
     err, doc = parse_json(req)
     if err:
         return err

@@ -23,6 +23,8 @@ import sqlite3
 import subprocess
 import time
 
+import pytest
+
 from conftest import BUILD, MAILSPOOL, ROOT
 from mshelpers import VALGRIND_SLOWDOWN, Daemon, smtp_profile, wait_for
 from smtp_ctl import SmtpPeer
@@ -528,3 +530,20 @@ class PathRun:
         """Only accepted entries (and the canary) left rows in the spool."""
         accepted = {r["msg_id"] for r in self.results.values() if r["msg_id"]}
         assert set(self.rows()) == accepted | {self.canary_id}
+
+
+def corpus_fixture(path, entries):
+    """The module-scoped fixture of one corpus file (test_badinput_PATH.py):
+    one SMTP peer and one mailspoold serve every entry of the path; the
+    entries are produced through PATH, then the daemon settles."""
+    @pytest.fixture(scope="module")
+    def corpus_run(tmp_path_factory):
+        run = PathRun(path, tmp_path_factory.mktemp("badinput-" + path), entries)
+        try:
+            run.start()
+            getattr(run, "produce_" + path)()
+            run.settle()
+            yield run
+        finally:
+            run.close()
+    return corpus_run

@@ -17,16 +17,7 @@ ENTRIES = bl.load("api")
 pytestmark = pytest.mark.xdist_group("badinput-api")
 
 
-@pytest.fixture(scope="module")
-def corpus_run(tmp_path_factory):
-    run = bl.PathRun("api", tmp_path_factory.mktemp("badinput-api"), ENTRIES)
-    try:
-        run.start()
-        run.produce_api()
-        run.settle()
-        yield run
-    finally:
-        run.close()
+corpus_run = bl.corpus_fixture("api", ENTRIES)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["id"] for e in ENTRIES])

@@ -17,16 +17,7 @@ ENTRIES = bl.load("cli")
 pytestmark = pytest.mark.xdist_group("badinput-cli")
 
 
-@pytest.fixture(scope="module")
-def corpus_run(tmp_path_factory):
-    run = bl.PathRun("cli", tmp_path_factory.mktemp("badinput-cli"), ENTRIES)
-    try:
-        run.start()
-        run.produce_cli()
-        run.settle()
-        yield run
-    finally:
-        run.close()
+corpus_run = bl.corpus_fixture("cli", ENTRIES)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["id"] for e in ENTRIES])

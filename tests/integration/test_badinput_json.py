@@ -17,16 +17,7 @@ ENTRIES = bl.load("json")
 pytestmark = pytest.mark.xdist_group("badinput-json")
 
 
-@pytest.fixture(scope="module")
-def corpus_run(tmp_path_factory):
-    run = bl.PathRun("json", tmp_path_factory.mktemp("badinput-json"), ENTRIES)
-    try:
-        run.start()
-        run.produce_json()
-        run.settle()
-        yield run
-    finally:
-        run.close()
+corpus_run = bl.corpus_fixture("json", ENTRIES)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["id"] for e in ENTRIES])

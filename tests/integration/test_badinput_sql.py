@@ -18,16 +18,7 @@ ENTRIES = bl.load("sql")
 pytestmark = pytest.mark.xdist_group("badinput-sql")
 
 
-@pytest.fixture(scope="module")
-def corpus_run(tmp_path_factory):
-    run = bl.PathRun("sql", tmp_path_factory.mktemp("badinput-sql"), ENTRIES)
-    try:
-        run.start()
-        run.produce_sql()
-        run.settle()
-        yield run
-    finally:
-        run.close()
+corpus_run = bl.corpus_fixture("sql", ENTRIES)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["id"] for e in ENTRIES])
