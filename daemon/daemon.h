@@ -109,7 +109,10 @@ void clock_watch(struct daemon *d);
 /* ---- profstate.c ---- */
 struct profstate *profstate_get(struct daemon *d, const char *name);
 void profstate_sync(struct daemon *d); /* marks seen/unseen after a (re)load */
-bool profstate_available(struct daemon *d, const struct profile *p, int64_t mono);
+int profstate_limit(const struct profile *p);
+/* A delivery of p may start now: fewer than MaxConnections (ahead: fewer than
+ * profstate_limit) are active, not suspended, RateLimit allows. */
+bool profstate_available(struct daemon *d, const struct profile *p, int64_t mono, bool ahead);
 int64_t profstate_next_slot(struct daemon *d, const struct profile *p, int64_t mono);
 void profstate_started(struct daemon *d, const struct profile *p, int64_t mono);
 void profstate_suspend(struct daemon *d, const struct profile *p, const char *reason);
@@ -143,6 +146,8 @@ void delivery_expire_sweep(struct daemon *d);
 /* Queues an outcome for the batch written at the end of this loop turn. */
 void pending_add(struct daemon *d, int64_t id, enum msg_state st, int64_t next, bool count,
                  const char *reason, const struct spool_attempt *att, size_t natt);
+/* spool_claim_many, in one transaction with the outcomes batched so far. */
+int pending_claim(struct daemon *d, const int64_t *ids, size_t n, bool *claimed, struct err *e);
 void pending_flush(struct daemon *d);  /* the tick, and once more at the end */
 void pending_detach(struct daemon *d); /* before the event base is freed */
 void pending_free_all(struct daemon *d);

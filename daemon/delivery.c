@@ -217,6 +217,15 @@ void delivery_finish(struct delivery *dl, const struct outcome *o)
 static void delivery_smtp_done(struct smtp_job *job, void *arg)
 {
     struct delivery *dl = arg;
+    if (job->unstarted) {
+        /* Claimed ahead, never begun (shutdown): back to the queue as it was,
+         * no attempt row, no attempt counted, its last error kept. */
+        pending_add(dl->d, dl->id, MSG_QUEUED, now_s_wall(), false, dl->msg->last_error, NULL, 0);
+        log_event(dl->d->log, LL_DEBUG, "requeued", "id=%lld area=%q reason=%q", (long long)dl->id,
+                  dl->msg->area, "claimed ahead, not started before shutdown");
+        delivery_end(dl);
+        return;
+    }
     struct smtp_result r = {
         .curl_code = job->curl_code,
         .reply_code = job->reply_code,

@@ -52,6 +52,10 @@ void lifecycle_stop(struct daemon *d)
         return;
     d->stopping = true;
     notify_stopping(d->notify);
+    /* Look-ahead messages that have not begun go back to the queue now;
+     * only transfers already under way get shutdown_timeout to finish. */
+    if (d->smtp)
+        smtp_pool_cancel_queued(d->smtp);
     log_event(d->log, LL_INFO, "stop", "inflight=%d timeout=%llds", d->ninflight,
               (long long)d->cfg->cfg->shutdown_timeout);
     if (d->ninflight > 0) {

@@ -15,7 +15,9 @@
  * the loop thread's time under load. All outcomes decided before the loop
  * turns (the SMTP pool hands finished jobs over in bursts) are written in one
  * transaction by an event made active by the first of them; it runs in the
- * same loop iteration, after the callbacks already active. Until it commits
+ * same loop iteration, after the callbacks already active, unless a scheduler
+ * pass in between takes the batch into its claim transaction (pending_claim).
+ * Until it commits
  * the rows stay "sending": a crash in that window requeues them at the next
  * start, as for a transfer in flight (at-least-once, never lost).
  *
@@ -61,6 +63,20 @@ static void pending_free_one(struct pending *p)
 
 static void pending_write_batch(struct daemon *d);
 
+/* The list as the spool's outcome records (pointing into the list). */
+static struct spool_outcome *pending_outcomes(const struct pending *list, size_t *n)
+{
+    *n = 0;
+    for (const struct pending *p = list; p; p = p->next)
+        (*n)++;
+    struct spool_outcome *v = xcalloc(*n + 1, sizeof *v);
+    size_t i = 0;
+    for (const struct pending *p = list; p; p = p->next)
+        v[i++] = (struct spool_outcome){p->id,     p->st,  p->next_attempt, p->count,
+                                        p->reason, p->att, p->natt};
+    return v;
+}
+
 static void pending_batch_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -91,6 +107,10 @@ void pending_add(struct daemon *d, int64_t id, enum msg_state st, int64_t next, 
         d->batch_tail = &d->batch;
     *d->batch_tail = p;
     d->batch_tail = &p->next;
+    /* The scheduler pass first (active events run in the order they were
+     * made active): its claim transaction takes this batch along
+     * (pending_claim); the batch event then finds nothing left to write. */
+    sched_kick(d);
     if (d->ev_batch == NULL && d->base && !d->batch_detached)
         d->ev_batch = event_new(d->base, -1, 0, pending_batch_cb, d);
     if (d->ev_batch)
@@ -123,14 +143,8 @@ static void pending_write_batch(struct daemon *d)
     d->batch_tail = &d->batch;
     if (list == NULL)
         return;
-    size_t n = 0;
-    for (struct pending *p = list; p; p = p->next)
-        n++;
-    struct spool_outcome *v = xcalloc(n, sizeof *v);
-    size_t i = 0;
-    for (struct pending *p = list; p; p = p->next)
-        v[i++] = (struct spool_outcome){p->id,     p->st,  p->next_attempt, p->count,
-                                        p->reason, p->att, p->natt};
+    size_t n;
+    struct spool_outcome *v = pending_outcomes(list, &n);
     struct err e = {0};
     int rc = spool_finish_many(d->spool, v, n, &e);
     free(v);
@@ -145,6 +159,38 @@ static void pending_write_batch(struct daemon *d)
     }
     /* A message deferred to "now" becomes due only with this commit. */
     sched_kick(d);
+}
+
+/*
+ * Claims ids in the transaction that also writes this turn's batch: one commit
+ * where there were two (the claim is most of a scheduler pass, the batch most
+ * of a completion). Should that transaction fail, the batch stays for
+ * pending_write_batch and its one-by-one fallback, and the claim is tried
+ * alone, so that an outcome the spool refuses never holds up new work.
+ */
+int pending_claim(struct daemon *d, const int64_t *ids, size_t n, bool *claimed, struct err *e)
+{
+    if (d->batch == NULL)
+        return spool_claim_many(d->spool, ids, n, claimed, e);
+    size_t nv;
+    struct spool_outcome *v = pending_outcomes(d->batch, &nv);
+    struct err e1 = {0};
+    int rc = spool_turn(d->spool, v, nv, ids, n, claimed, &e1);
+    free(v);
+    if (rc != 0)
+        return spool_claim_many(d->spool, ids, n, claimed, e);
+    bool requeued = false;
+    while (d->batch) {
+        struct pending *p = d->batch;
+        d->batch = p->next;
+        requeued = requeued || p->st == MSG_QUEUED;
+        pending_free_one(p);
+    }
+    d->batch_tail = &d->batch;
+    /* A message deferred to "now" becomes due only with this commit. */
+    if (requeued)
+        sched_kick(d);
+    return 0;
 }
 
 /* Writes the batch, then what the spool refused before; logs each refused

@@ -92,10 +92,26 @@ int64_t profstate_next_slot(struct daemon *d, const struct profile *p, int64_t m
     return t;
 }
 
-bool profstate_available(struct daemon *d, const struct profile *p, int64_t mono)
+/*
+ * Deliveries a profile may have at once: MaxConnections transfers, and for
+ * SMTP as many again claimed and loaded, queued in the pool, which starts
+ * each the moment a connection frees (at most MaxConnections run at once)
+ * instead of after a loop turn that records the last outcome and claims the
+ * next. Not with a RateLimit (a queued message would count as started before
+ * it starts) and not for Graph (its transfers run on the loop thread).
+ */
+int profstate_limit(const struct profile *p)
+{
+    int n = p->max_connections;
+    if (p->transport != TRANSPORT_GRAPH && p->rate_limit == 0)
+        n *= 2;
+    return n;
+}
+
+bool profstate_available(struct daemon *d, const struct profile *p, int64_t mono, bool ahead)
 {
     struct profstate *ps = profstate_get(d, p->name);
-    if (ps->active >= p->max_connections)
+    if (ps->active >= (ahead ? profstate_limit(p) : p->max_connections))
         return false;
     return profstate_next_slot(d, p, mono) <= mono;
 }

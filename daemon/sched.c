@@ -3,8 +3,9 @@
  *
  * Owns: the scheduler pass (picks due messages in priority order while
  * honouring max_connections, each profile's MaxConnections, RateLimit and
- * suspension, and shutdown; claims the picks in one transaction, then starts
- * them) and the one timer that wakes the next pass.
+ * suspension, and shutdown; claims the picks in one transaction, together
+ * with the outcomes decided in this loop turn, then starts them) and the one
+ * timer that wakes the next pass.
  * Never: waits on the network or holds a read transaction between passes;
  * a pass is a few indexed queries, then the loop is free again.
  */
@@ -18,25 +19,39 @@
 #define SCHED_FALLBACK_MS 5000 /* safety net if an inotify wake-up is ever missed */
 #define SCHED_ROUNDS 8
 
-static bool skip_has(char **v, size_t n, const char *area)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i], area) == 0)
-            return true;
-    return false;
-}
+/* Which areas a due query may return: every area but the blocked named ones;
+ * or, when the catch-all [area *] is blocked (it stands for every area not
+ * named), only the named areas still open, so that the query never walks a
+ * backlog nobody can take now. room: slots the open profiles have left. */
+struct sched_filter {
+    char **v;
+    size_t n;
+    bool only;
+    int room;
+};
 
-/* Areas whose profile cannot take a delivery now: the spool query skips them. */
-static size_t sched_blocked_areas(struct daemon *d, int64_t mono, char ***out)
+static void sched_filter_build(struct daemon *d, int64_t mono, bool ahead, struct sched_filter *f)
 {
     const struct config *c = d->cfg->cfg;
-    char **v = xcalloc(c->nareas + 1, sizeof *v);
-    size_t n = 0;
-    for (size_t i = 0; i < c->nareas; i++)
-        if (!profstate_available(d, c->areas[i].profile, mono))
-            v[n++] = xstrdup(c->areas[i].name);
-    *out = v;
-    return n;
+    const struct area *star = config_area_find(c, NULL);
+    f->only = star != NULL && !profstate_available(d, star->profile, mono, ahead);
+    f->v = xcalloc(c->nareas + 1, sizeof *f->v);
+    f->n = 0;
+    for (size_t i = 0; i < c->nareas; i++) {
+        const struct area *a = &c->areas[i];
+        if (a == star)
+            continue;
+        if (profstate_available(d, a->profile, mono, ahead) == f->only)
+            f->v[f->n++] = a->name;
+    }
+    f->room = 0;
+    for (size_t i = 0; i < c->nprofiles; i++) {
+        const struct profile *p = &c->profiles[i];
+        if (profstate_available(d, p, mono, ahead)) {
+            int lim = ahead ? profstate_limit(p) : p->max_connections;
+            f->room += lim - profstate_get(d, p->name)->active;
+        }
+    }
 }
 
 /* Arms the timer for the next pass. With every slot taken the next
@@ -65,48 +80,46 @@ static void sched_arm(struct daemon *d, int64_t mono, bool full)
     evtimer_add(d->ev_timer, &tv);
 }
 
-/* One pass: fill free delivery slots with the most urgent due messages. */
-static void sched_run(struct daemon *d)
+/* Fills free slots with the most urgent due messages whose profile can take
+ * one; with ahead, also the look-ahead slots (profstate_limit). Returns the
+ * global capacity left. */
+static int sched_fill(struct daemon *d, int64_t mono, bool ahead, int capacity)
 {
-    if (d->stopping)
-        return;
-    clock_watch(d);
-    int64_t mono = now_ms_mono();
-    profstate_check_resume(d, mono);
     const struct config *c = d->cfg->cfg;
-    int capacity = c->max_connections - d->ninflight;
-    char **skip = NULL;
-    size_t nskip = sched_blocked_areas(d, mono, &skip);
-    size_t cap_skip = c->nareas + 1;
     for (int round = 0; round < SCHED_ROUNDS && capacity > 0; round++) {
+        struct sched_filter f;
+        sched_filter_build(d, mono, ahead, &f);
+        if (f.only && f.n == 0) {
+            free(f.v);
+            break; /* every profile is busy or blocked: nothing can start */
+        }
+        /* One more than the open slots: a message of an area no section
+         * serves takes no profile slot (it is deferred at once). */
+        size_t limit = (size_t)(f.room < capacity ? f.room : capacity) + 1;
         struct spool_due *v = NULL;
-        size_t n = 0, limit = (size_t)capacity + 16;
+        size_t n = 0;
         struct err e = {0};
-        if (spool_due(d->spool, now_s_wall(), (const char *const *)skip, nskip, limit, &v, &n,
-                      &e) != 0) {
+        int rc = spool_due(d->spool, now_s_wall(), (const char *const *)f.v, f.n, f.only, limit, &v,
+                           &n, &e);
+        free(f.v);
+        if (rc != 0) {
             log_event(d->log, LL_ERROR, "spool", "op=due reason=%q", e.msg);
             break;
         }
         /* Pick first, reserving each pick's profile slot (so MaxConnections
          * and RateLimit hold within the pick), claim all picks in one
          * transaction, then start the ones claimed: no transfer begins
-         * before its claim is committed. */
-        bool skipped_new = false, claim_failed = false;
+         * before its claim is committed. A profile that fills up within the
+         * pick leaves its other messages to the next round's filter. */
+        bool refused = false, claim_failed = false;
         int64_t *ids = xcalloc(n + 1, sizeof *ids);
         const struct profile **res = xcalloc(n + 1, sizeof *res);
         bool *claimed = xcalloc(n + 1, sizeof *claimed);
         size_t np = 0;
         for (size_t i = 0; i < n && capacity > 0; i++) {
             const struct area *a = config_area_find(c, v[i].area);
-            if (a && !profstate_available(d, a->profile, mono)) {
-                if (!skip_has(skip, nskip, v[i].area)) {
-                    if (nskip + 1 >= cap_skip) {
-                        cap_skip *= 2;
-                        skip = xreallocarray(skip, cap_skip, sizeof *skip);
-                    }
-                    skip[nskip++] = xstrdup(v[i].area);
-                    skipped_new = true;
-                }
+            if (a && !profstate_available(d, a->profile, mono, ahead)) {
+                refused = true;
                 continue;
             }
             if (a)
@@ -115,7 +128,7 @@ static void sched_run(struct daemon *d)
             res[np++] = a ? a->profile : NULL;
             capacity--;
         }
-        if (spool_claim_many(d->spool, ids, np, claimed, &e) != 0) {
+        if (np > 0 && pending_claim(d, ids, np, claimed, &e) != 0) {
             log_event(d->log, LL_ERROR, "spool", "op=claim n=%zu reason=%q", np, e.msg);
             claim_failed = true;
         }
@@ -133,12 +146,25 @@ static void sched_run(struct daemon *d)
         free(claimed);
         capacity = c->max_connections - d->ninflight;
         spool_due_free(v, n);
-        if (claim_failed || (n < limit && !skipped_new))
+        if (claim_failed || (n < limit && !refused))
             break;
     }
-    for (size_t i = 0; i < nskip; i++)
-        free(skip[i]);
-    free(skip);
+    return capacity;
+}
+
+/* One pass: first every profile up to its MaxConnections (so that a profile
+ * with a backlog never holds slots another one could use to start a
+ * transfer), then the look-ahead with what capacity is left. */
+static void sched_run(struct daemon *d)
+{
+    if (d->stopping)
+        return;
+    clock_watch(d);
+    int64_t mono = now_ms_mono();
+    profstate_check_resume(d, mono);
+    int capacity = d->cfg->cfg->max_connections - d->ninflight;
+    for (int ahead = 0; ahead < 2 && capacity > 0; ahead++)
+        capacity = sched_fill(d, mono, ahead, capacity);
     sched_arm(d, mono, capacity <= 0);
 }
 

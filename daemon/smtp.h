@@ -64,11 +64,12 @@ struct smtp_job {
     size_t naccepted; /* recipients accepted at RCPT */
     int64_t bytes;    /* message bytes handed to curl */
     int64_t duration_ms;
-    bool aborted; /* smtp_pool_abort() stopped it */
-    int msg_err;  /* sysexits code when the message itself could not be sent
-                   * (EX_DATAERR: unusable envelope address or attachment;
-                   * EX_TEMPFAIL/EX_IOERR: spool read failed), 0 otherwise;
-                   * error then says why and curl_code is CURLE_READ_ERROR */
+    bool aborted;   /* smtp_pool_abort() stopped it */
+    bool unstarted; /* smtp_pool_cancel_queued() returned it before it began */
+    int msg_err;    /* sysexits code when the message itself could not be sent
+                     * (EX_DATAERR: unusable envelope address or attachment;
+                     * EX_TEMPFAIL/EX_IOERR: spool read failed), 0 otherwise;
+                     * error then says why and curl_code is CURLE_READ_ERROR */
 };
 
 enum smtp_stage {
@@ -109,6 +110,10 @@ void smtp_pool_free(struct smtp_pool *p);
  * fields are overwritten, not freed: smtp_job_clear a job before resubmitting it.
  * After smtp_pool_abort every submitted job completes at once with aborted=true. */
 void smtp_pool_submit(struct smtp_pool *p, struct smtp_job *job);
+/* For a graceful stop: returns the queued jobs that wait for a connection of
+ * their profile to free (aborted=true, unstarted=true); running ones, and
+ * queued ones a worker can start at once, go on. */
+void smtp_pool_cancel_queued(struct smtp_pool *p);
 /* Aborts running transfers (shutdown timeout) and fails queued jobs with aborted=true
  * (curl_code CURLE_ABORTED_BY_CALLBACK). Sticky: the pool is only good for freeing. */
 void smtp_pool_abort(struct smtp_pool *p);

@@ -4,13 +4,15 @@
  *
  * Owns: N pthreads each running one job at a time (curl_easy_perform, which
  * blocks on the reply to "."), a FIFO of submitted jobs and a FIFO of finished
- * ones (one mutex), an eventfd that a persistent libevent EV_READ event on the
- * loop's base watches, idle easy handles keyed by profile name + fingerprint
- * (a cached handle keeps its SMTP connection open for the next message), and
- * one read-only spool connection per worker for attachment blobs.
- * Never: runs done() anywhere but on the loop thread (or in smtp_pool_free on
- * the caller's thread); calls libevent from a worker (workers only write to
- * the eventfd); lets a QUIT to a silent server block the loop thread.
+ * ones (one mutex), the count of running jobs per profile name (a queued job
+ * starts only while its profile runs fewer than MaxConnections: the scheduler
+ * queues a few jobs ahead, so that a worker that finishes one starts the next
+ * at once instead of waiting for the loop thread to record, claim and load), an eventfd that a
+ * persistent libevent EV_READ event on the loop's base watches, idle easy handles keyed by profile
+ * name + fingerprint (a cached handle keeps its SMTP connection open for the next message), and one
+ * read-only spool connection per worker for attachment blobs. Never: runs done() anywhere but on
+ * the loop thread (or in smtp_pool_free on the caller's thread); calls libevent from a worker
+ * (workers only write to the eventfd); lets a QUIT to a silent server block the loop thread.
  */
 #include "smtp.h"
 #include "smtp_xfer.h"
@@ -42,6 +44,12 @@ struct pool_conn {
     uint64_t gen; /* p->gen when taken or made: a later forget makes it stale */
 };
 
+/* Jobs of one profile name running now. */
+struct pool_running {
+    char *name;
+    int n;
+};
+
 /* smtp_pool_forget_profile(name) happened at generation gen. */
 struct pool_forgot {
     char *name;
@@ -68,6 +76,8 @@ struct smtp_pool {
     size_t nidle;
     struct pool_forgot *forgot;
     size_t nforgot;
+    struct pool_running *run;
+    size_t nrun;
     uint64_t gen;
     size_t nbusy; /* handles out with workers */
     bool stop;
@@ -98,6 +108,17 @@ static struct smtp_job *fifo_pop(struct pool_fifo *f)
     if (f->n == 0)
         return NULL;
     struct smtp_job *j = f->v[f->head];
+    f->head = (f->head + 1) % f->cap;
+    f->n--;
+    return j;
+}
+
+/* Removes and returns the k-th oldest job (k < f->n). */
+static struct smtp_job *fifo_take(struct pool_fifo *f, size_t k)
+{
+    struct smtp_job *j = f->v[(f->head + k) % f->cap];
+    for (size_t i = k; i > 0; i--)
+        f->v[(f->head + i) % f->cap] = f->v[(f->head + i - 1) % f->cap];
     f->head = (f->head + 1) % f->cap;
     f->n--;
     return j;
@@ -234,6 +255,35 @@ static void pool_give(struct smtp_pool *p, struct pool_conn *c, bool keep, int m
     free(c);
 }
 
+/* ---- per-profile concurrency ------------------------------------------ */
+
+/* The running count of a profile name. Caller holds mu. */
+static int *pool_running_locked(struct smtp_pool *p, const char *name)
+{
+    for (size_t i = 0; i < p->nrun; i++)
+        if (strcmp(p->run[i].name, name) == 0)
+            return &p->run[i].n;
+    p->run = xreallocarray(p->run, p->nrun + 1, sizeof *p->run);
+    p->run[p->nrun] = (struct pool_running){xstrdup(name), 0};
+    return &p->run[p->nrun++].n;
+}
+
+/* The oldest queued job whose profile may start another transfer, counted
+ * as running; NULL when none may. Caller holds mu. */
+static struct smtp_job *pool_next_locked(struct smtp_pool *p)
+{
+    for (size_t k = 0; k < p->queue.n; k++) {
+        struct smtp_job *j = p->queue.v[(p->queue.head + k) % p->queue.cap];
+        int *n = pool_running_locked(p, j->profile->name);
+        int max = j->profile->max_connections > 0 ? j->profile->max_connections : 1;
+        if (*n < max) {
+            (*n)++;
+            return fifo_take(&p->queue, k);
+        }
+    }
+    return NULL;
+}
+
 /* ---- workers ---------------------------------------------------------- */
 
 static void pool_run_job(struct pool_worker *w, struct smtp_job *job)
@@ -272,19 +322,29 @@ static void *pool_worker_main(void *arg)
 {
     struct pool_worker *w = arg;
     struct smtp_pool *p = w->p;
+    pthread_mutex_lock(&p->mu);
     for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->stop && p->queue.n == 0)
+        struct smtp_job *job;
+        while ((job = pool_next_locked(p)) == NULL && !p->stop)
             pthread_cond_wait(&p->cv, &p->mu);
-        struct smtp_job *job = fifo_pop(&p->queue);
         pthread_mutex_unlock(&p->mu);
         if (job == NULL)
             return NULL; /* stopping and nothing left */
         pool_run_job(w, job);
         pthread_mutex_lock(&p->mu);
+        (*pool_running_locked(p, job->profile->name))--;
+        /* The loop drains the finished list until it is empty: it needs a
+         * wake-up only when this job is the first on it. */
+        bool wake = p->done.n == 0;
         fifo_push(&p->done, job);
+        /* The slot this job frees is taken by this thread on the next turn;
+         * wake another one only for what that leaves startable. */
+        if (p->queue.n > 1)
+            pthread_cond_signal(&p->cv);
         pthread_mutex_unlock(&p->mu);
-        pool_wake_loop(p);
+        if (wake)
+            pool_wake_loop(p);
+        pthread_mutex_lock(&p->mu);
     }
 }
 
@@ -313,6 +373,9 @@ static void pool_release(struct smtp_pool *p)
     }
     free(p->idle);
     pool_forgot_clear_locked(p);
+    for (size_t i = 0; i < p->nrun; i++)
+        free(p->run[i].name);
+    free(p->run);
     for (int i = 0; i < p->nw; i++)
         if (p->w[i].sp)
             spool_close(p->w[i].sp);
@@ -395,6 +458,37 @@ void smtp_pool_submit(struct smtp_pool *p, struct smtp_job *job)
     fifo_push(&p->queue, job);
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+void smtp_pool_cancel_queued(struct smtp_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t n = 0;
+    /* Keep, oldest first, as many as each profile can start at once (a worker
+     * is on its way to them); return the rest. The running counts are raised
+     * for the kept ones while walking and lowered again after. */
+    for (size_t k = 0; k < p->queue.n;) {
+        struct smtp_job *j = p->queue.v[(p->queue.head + k) % p->queue.cap];
+        int *run = pool_running_locked(p, j->profile->name);
+        int max = j->profile->max_connections > 0 ? j->profile->max_connections : 1;
+        if (*run < max) {
+            (*run)++;
+            k++;
+            continue;
+        }
+        j = fifo_take(&p->queue, k);
+        pool_mark_aborted(j);
+        j->unstarted = true;
+        fifo_push(&p->done, j);
+        n++;
+    }
+    for (size_t k = 0; k < p->queue.n; k++) {
+        struct smtp_job *j = p->queue.v[(p->queue.head + k) % p->queue.cap];
+        (*pool_running_locked(p, j->profile->name))--;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (n > 0)
+        pool_wake_loop(p);
 }
 
 void smtp_pool_abort(struct smtp_pool *p)

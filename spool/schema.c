@@ -88,8 +88,12 @@ static const char schema_v1_sql[] =
     " updated INTEGER NOT NULL DEFAULT (CAST(strftime('%s','now') AS INTEGER)),"
     " draft_id TEXT,"
     " UNIQUE (area, ref));"
-    /* Claiming due work walks this index in ORDER BY order and stops at LIMIT. */
-    "CREATE INDEX messages_due ON messages (state, priority DESC, next_attempt);"
+    /* Claiming due work walks this index in ORDER BY order and stops at LIMIT,
+     * without reading a table row: it holds every column the due query needs
+     * (a queued row is about the size of its body, so reading rows would
+     * walk the whole table through a page cache far smaller than it). */
+    "CREATE INDEX messages_due_cover ON messages"
+    " (state, priority DESC, next_attempt, id, not_before, area, created, expires);"
     /* Oldest queued, list by state. */
     "CREATE INDEX messages_state_created ON messages (state, created);"
     /* purge and maintenance. */
@@ -164,16 +168,21 @@ static const char schema_v1_index_sql[] =
     "CREATE INDEX IF NOT EXISTS messages_due_at ON messages"
     " (state, max(next_attempt, not_before));"
     "CREATE INDEX IF NOT EXISTS messages_deferred ON messages (state) WHERE attempts > 0;"
-    "DROP INDEX IF EXISTS messages_area_state;";
+    "CREATE INDEX IF NOT EXISTS messages_due_cover ON messages"
+    " (state, priority DESC, next_attempt, id, not_before, area, created, expires);"
+    "DROP INDEX IF EXISTS messages_area_state;"
+    "DROP INDEX IF EXISTS messages_due;";
 
 static int schema_v1_indexes(struct spool *sp, struct err *e)
 {
     sqlite3_stmt *st;
     if (spool_db_prepare(sp,
-                         "SELECT count(*), count(*) FILTER (WHERE name = 'messages_area_state')"
+                         "SELECT count(*), count(*) FILTER (WHERE name IN"
+                         " ('messages_area_state', 'messages_due'))"
                          " FROM sqlite_master WHERE type = 'index' AND name IN"
                          " ('messages_area_state_created', 'messages_due_at',"
-                         " 'messages_deferred', 'messages_area_state')",
+                         " 'messages_deferred', 'messages_due_cover', 'messages_area_state',"
+                         " 'messages_due')",
                          &st, e) != 0)
         return -1;
     int rc = sqlite3_step(st);
@@ -182,7 +191,7 @@ static int schema_v1_indexes(struct spool *sp, struct err *e)
     sqlite3_finalize(st);
     if (have < 0)
         return spool_db_fail(sp, rc, "reading the schema", e);
-    if (have == 3 && old == 0)
+    if (have == 4 && old == 0)
         return 0;
     if (spool_db_begin(sp, e) != 0)
         return -1;

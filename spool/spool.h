@@ -62,8 +62,9 @@ int spool_requeue_sending(struct spool *sp, int64_t **ids, size_t *n, struct err
 
 /* Up to max queued messages due at now (next_attempt <= now and not_before
  * <= now), highest priority first, then oldest next_attempt, then id, whose
- * area is not in skip_areas. The caller frees with spool_due_free. */
-int spool_due(struct spool *sp, int64_t now, const char *const *skip_areas, size_t nskip,
+ * area is not in areas (only: whose area is in areas). The caller frees with
+ * spool_due_free. */
+int spool_due(struct spool *sp, int64_t now, const char *const *areas, size_t nareas, bool only,
               size_t max, struct spool_due **out, size_t *n, struct err *e);
 void spool_due_free(struct spool_due *v, size_t n);
 
@@ -136,6 +137,12 @@ struct spool_outcome {
 /* Group commit: writes all n outcomes in one transaction, all or none (one
  * commit, one fsync and one set of WAL frames for the lot). */
 int spool_finish_many(struct spool *sp, const struct spool_outcome *v, size_t n, struct err *e);
+
+/* One scheduler turn in one transaction: the outcomes v (as spool_finish_many),
+ * then the claims ids (as spool_claim_many). All or nothing: on -1 no outcome
+ * is written and nothing is claimed, and the caller may retry each part alone. */
+int spool_turn(struct spool *sp, const struct spool_outcome *v, size_t nv, const int64_t *ids,
+               size_t n, bool *claimed, struct err *e);
 
 /* Graph: remembers (or clears with NULL) the draft of a large message. */
 int spool_set_draft(struct spool *sp, int64_t id, const char *draft_id, struct err *e);

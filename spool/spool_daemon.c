@@ -86,7 +86,7 @@ static int spool_due_collect(struct spool *sp, sqlite3_stmt *st, const char *wha
     return 0;
 }
 
-int spool_due(struct spool *sp, int64_t now, const char *const *skip_areas, size_t nskip,
+int spool_due(struct spool *sp, int64_t now, const char *const *areas, size_t nareas, bool only,
               size_t max, struct spool_due **out, size_t *n, struct err *e)
 {
     *out = NULL;
@@ -94,9 +94,9 @@ int spool_due(struct spool *sp, int64_t now, const char *const *skip_areas, size
     struct buf sql = BUF_INIT;
     buf_puts(&sql, "SELECT id, area, priority, created, expires FROM messages"
                    " WHERE state = 'queued' AND next_attempt <= ?1 AND not_before <= ?1");
-    if (nskip > 0) {
-        buf_puts(&sql, " AND area NOT IN (");
-        for (size_t i = 0; i < nskip; i++)
+    if (nareas > 0 || only) {
+        buf_puts(&sql, only ? " AND area IN (" : " AND area NOT IN (");
+        for (size_t i = 0; i < nareas; i++)
             buf_printf(&sql, "%s?%zu", i ? ", " : "", i + 3);
         buf_puts(&sql, ")");
     }
@@ -108,8 +108,8 @@ int spool_due(struct spool *sp, int64_t now, const char *const *skip_areas, size
         return -1;
     sqlite3_bind_int64(st, 1, now);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-    for (size_t i = 0; i < nskip; i++)
-        spool_db_bind_text(st, (int)i + 3, skip_areas[i]);
+    for (size_t i = 0; i < nareas; i++)
+        spool_db_bind_text(st, (int)i + 3, areas[i]);
     return spool_due_collect(sp, st, "listing due messages", out, n, e);
 }
 
@@ -215,30 +215,45 @@ int spool_claim(struct spool *sp, int64_t id, struct err *e)
     return changes > 0 ? 1 : 0;
 }
 
-int spool_claim_many(struct spool *sp, const int64_t *ids, size_t n, bool *claimed, struct err *e)
+/* The claims of spool_claim_many inside the caller's transaction. */
+static int spool_claim_in_tx(struct spool *sp, const int64_t *ids, size_t n, bool *claimed,
+                             struct err *e)
 {
-    for (size_t i = 0; i < n; i++)
-        claimed[i] = false;
-    if (n == 0)
-        return 0;
-    if (spool_db_begin(sp, e) != 0)
-        return -1;
     for (size_t i = 0; i < n; i++) {
         sqlite3_stmt *st;
         if (spool_db_cached(sp,
                             "UPDATE messages SET state = 'sending', updated = ?2"
                             " WHERE id = ?1 AND state = 'queued'",
                             &st, e) != 0)
-            goto fail;
+            return -1;
         sqlite3_bind_int64(st, 1, ids[i]);
         sqlite3_bind_int64(st, 2, spool_db_now());
         if (spool_db_step_reset(sp, st, "claiming a message", e) != 0)
-            goto fail;
+            return -1;
         claimed[i] = sqlite3_changes(sp->db) > 0;
     }
+    return 0;
+}
+
+static int spool_finish_one(struct spool *sp, const struct spool_outcome *o, struct err *e);
+
+int spool_turn(struct spool *sp, const struct spool_outcome *v, size_t nv, const int64_t *ids,
+               size_t n, bool *claimed, struct err *e)
+{
+    for (size_t i = 0; i < n; i++)
+        claimed[i] = false;
+    if (n == 0 && nv == 0)
+        return 0;
+    if (spool_db_begin(sp, e) != 0)
+        return -1;
+    for (size_t i = 0; i < nv; i++)
+        if (spool_finish_one(sp, &v[i], e) != 0)
+            goto fail;
+    if (spool_claim_in_tx(sp, ids, n, claimed, e) != 0)
+        goto fail;
     if (spool_db_commit(sp, e) == 0)
         return 0;
-    /* The commit failed: nothing was claimed. */
+    /* The commit failed: nothing was written, nothing claimed. */
     for (size_t i = 0; i < n; i++)
         claimed[i] = false;
     return -1;
@@ -246,6 +261,11 @@ fail:
     for (size_t i = 0; i < n; i++)
         claimed[i] = false;
     return spool_db_rollback(sp);
+}
+
+int spool_claim_many(struct spool *sp, const int64_t *ids, size_t n, bool *claimed, struct err *e)
+{
+    return spool_turn(sp, NULL, 0, ids, n, claimed, e);
 }
 
 static int spool_finish_attempts(struct spool *sp, int64_t id, const struct spool_attempt *att,

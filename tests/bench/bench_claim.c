@@ -45,7 +45,7 @@ int main(int argc, char **argv)
         struct spool_due *v = NULL;
         size_t n = 0;
         double t0 = bench_claim_us();
-        rc = spool_due(sp, (int64_t)time(NULL), NULL, 0, batch, &v, &n, &e);
+        rc = spool_due(sp, (int64_t)time(NULL), NULL, 0, false, batch, &v, &n, &e);
         double t1 = bench_claim_us();
         t_due += t1 - t0;
         if (rc != 0)

@@ -131,6 +131,39 @@ static void test_create(void **state)
     /* A second opener (daemon) sees the same schema and does not redo it. */
     struct spool *d = open_or_fail(f->db, SPOOL_DAEMON);
     spool_close(d);
+    /* The due query reads the covering index alone, never a table row. */
+    assert_int_equal(
+        sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_due_cover'"), 1);
+    sqlite3 *q;
+    assert_int_equal(sqlite3_open(f->db, &q), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(q,
+                                        "EXPLAIN QUERY PLAN SELECT id, area, priority, created,"
+                                        " expires FROM messages WHERE state = 'queued' AND"
+                                        " next_attempt <= 5 AND not_before <= 5 AND area NOT IN"
+                                        " ('x') ORDER BY priority DESC, next_attempt, id LIMIT 9",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_non_null(
+        strstr((const char *)sqlite3_column_text(s, 3), "COVERING INDEX messages_due_cover"));
+    sqlite3_finalize(s);
+    sqlite3_close(q);
+}
+
+/* A version 1 spool made by an older build (messages_due without the
+ * covering columns) gets the covering index from the daemon. */
+static void test_old_indexes_upgraded(void **state)
+{
+    struct fx *f = *state;
+    spool_close(open_or_fail(f->db, SPOOL_PRODUCER));
+    sql_exec(f->db, "DROP INDEX messages_due_cover;"
+                    "CREATE INDEX messages_due ON messages (state, priority DESC, next_attempt);");
+    f->sp = open_or_fail(f->db, SPOOL_DAEMON);
+    assert_int_equal(
+        sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_due_cover'"), 1);
+    assert_int_equal(
+        sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_due'"), 0);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 1);
 }
 
 static void test_roundtrip(void **state)
@@ -277,12 +310,20 @@ static void test_daemon_cycle(void **state)
     size_t n;
     struct err e = {0};
     const char *skip[] = {"border"};
-    assert_int_equal(spool_due(f->sp, 1000000000000LL / 1000, skip, 1, 10, &d, &n, &e), 0);
+    assert_int_equal(spool_due(f->sp, 1000000000000LL / 1000, skip, 1, false, 10, &d, &n, &e), 0);
     assert_int_equal(n, 2);
     assert_int_equal(d[0].id, high); /* priority first */
     assert_int_equal(d[1].id, low);
     spool_due_free(d, n);
-    assert_int_equal(spool_due(f->sp, 2000000000LL, NULL, 0, 10, &d, &n, &e), 0);
+    /* An allow-list: only the named areas; an empty one returns nothing. */
+    assert_int_equal(spool_due(f->sp, 1000000000000LL / 1000, skip, 1, true, 10, &d, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(d[0].id, border);
+    spool_due_free(d, n);
+    assert_int_equal(spool_due(f->sp, 1000000000000LL / 1000, NULL, 0, true, 10, &d, &n, &e), 0);
+    assert_int_equal(n, 0);
+    spool_due_free(d, n);
+    assert_int_equal(spool_due(f->sp, 2000000000LL, NULL, 0, false, 10, &d, &n, &e), 0);
     assert_int_equal(n, 3);
     spool_due_free(d, n);
     /* Expiry candidates: created before a cut-off, or past their own expiry. */
@@ -508,6 +549,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_indexes_upgraded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ref_and_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_cycle, setup, teardown),
