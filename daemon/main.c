@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,6 +208,12 @@ int main(int argc, char **argv)
     const char *config_opt = NULL, *test_profile = NULL, *test_to = NULL;
     bool check = false, verbose = false;
     int c;
+    /* A fixed mmap threshold: glibc otherwise raises it to the size of every
+     * large block freed, after which the MIME and upload buffers of big
+     * messages come from each worker thread's own arena and stay resident
+     * there (measured: peak RSS 31 MB instead of 22 MB for 5 MiB attachments
+     * with the default 16 workers). Buffers this large are few per message. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     while ((c = getopt_long(argc, argv, "c:v", opts, NULL)) != -1) {
         switch (c) {
         case 'c':

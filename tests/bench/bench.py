@@ -248,11 +248,12 @@ class Mailspool:
         self.conf = os.path.join(self.dir, "mailspool.conf")
         self.proc = None
         with open(self.conf, "w") as f:
+            # [daemon] max_connections stays at its default (16): the profile's
+            # MaxConnections (conns) is the number of connections to the sink.
             f.write("[spool]\npath = %s\n\n[daemon]\nlog_file = %s\nlog_level = %s\n"
-                    "max_connections = %d\nshutdown_timeout = 5s\n\n"
+                    "shutdown_timeout = 5s\n\n"
                     "[queue]\nretry_min = 1s\nretry_max = 2s\nlifetime = 1d\n\n%s\n"
-                    "[area *]\nprofile = bench\n" % (self.spool, self.log, log_level,
-                                                      max(conns, 1), profile))
+                    "[area *]\nprofile = bench\n" % (self.spool, self.log, log_level, profile))
         os.chmod(self.conf, 0o600)
 
     def copy_spool_from(self, template):
@@ -322,6 +323,214 @@ def graph_profile(fake, ca, conns):
                 fake.base_url, ca, conns))
 
 
+# ---- a Postfix null client (figure 3), when Postfix is installed ------------------------
+
+POSTFIX = "/usr/sbin/postfix"
+SENDMAIL = "/usr/sbin/sendmail"
+
+# Runs ARGV as a child subreaper and reaps every process handed to it until
+# none is left, exiting with ARGV's status: after `postfix stop` the master's
+# daemons finish on their own as orphans, and PID 1 here need not reap them.
+REAPER = r"""
+import ctypes, os, sys
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+pid = os.spawnv(os.P_NOWAIT, sys.argv[1], sys.argv[1:])
+rc = 1
+while True:
+    try:
+        p, st = os.wait()
+    except ChildProcessError:
+        break
+    if p == pid:
+        rc = os.waitstatus_to_exitcode(st)
+sys.exit(rc if rc >= 0 else 128 - rc)
+"""
+
+
+def postfix_missing():
+    """Why figure 3 cannot be taken here, or None."""
+    for path in (POSTFIX, SENDMAIL):
+        if not os.path.exists(path):
+            return "Postfix is not installed here"
+    try:
+        owner = subprocess.run(["dpkg-query", "-S", os.path.realpath(SENDMAIL)],
+                               capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        owner = ""
+    if not owner.startswith("postfix:"):
+        return "%s is not Postfix's" % SENDMAIL
+    if os.geteuid() != 0:
+        return "starting a private Postfix instance needs root"
+    return None
+
+
+class PostfixPeer:
+    """A private Postfix null client relaying to one sink: its own
+    config_directory, queue_directory, data_directory and log under the work
+    dir, started with the installed binaries (`postfix -c DIR start-fg`, so the
+    benchmark owns the master process). Nothing of the system's Postfix is
+    read but its binaries and meta_directory, nothing of it is written, and it
+    listens on no port (master.cf has no smtpd)."""
+
+    SERVICES = """\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       %(conns)d       smtp
+relay     unix  -       -       n       -       %(conns)d       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+    def __init__(self, env, name, sink_port, conns):
+        self.dir = os.path.join(env.work, name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.etc = os.path.join(self.dir, "etc")
+        self.queue = os.path.join(self.dir, "queue")
+        self.logdir = os.path.join(self.dir, "log")
+        self.maillog = os.path.join(self.logdir, "maillog")
+        for d in (self.etc, self.queue, self.logdir):
+            os.makedirs(d)
+        # `postfix` chdirs into the queue before creating its subdirectories,
+        # which the postfix user must reach; data_directory is left to
+        # post-install, which gives it to the postfix user.
+        for d in (self.dir, self.queue):
+            os.chmod(d, 0o755)
+        self.proc = None
+        with open(os.path.join(self.etc, "main.cf"), "w") as f:
+            f.write("""\
+# Written by tests/bench/bench.py (figure 3): a private null client.
+compatibility_level = 3.6
+queue_directory = %(queue)s
+data_directory = %(data)s
+maillog_file = %(maillog)s
+maillog_file_prefixes = %(logdir)s
+myhostname = bench.localdomain
+mydomain = localdomain
+myorigin = $myhostname
+biff = no
+# Null client: nothing is delivered here, everything goes to the relay host.
+mydestination =
+relay_domains =
+local_recipient_maps =
+local_transport = error:5.1.1 local delivery is disabled
+alias_maps =
+alias_database =
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+relayhost = [127.0.0.1]:%(port)d
+# Like mailspool's profile: %(conns)d connections to the sink, kept and reused.
+default_process_limit = %(conns)d
+smtp_destination_concurrency_limit = %(conns)d
+initial_destination_concurrency = %(conns)d
+smtp_connection_cache_on_demand = yes
+# The relay host as this parameter wants it: no [] and no port.
+smtp_connection_cache_destinations = 127.0.0.1
+message_size_limit = 20000000
+""" % {"queue": self.queue, "data": os.path.join(self.dir, "data"), "maillog": self.maillog,
+       "logdir": self.logdir, "port": sink_port, "conns": conns})
+        with open(os.path.join(self.etc, "master.cf"), "w") as f:
+            f.write(self.SERVICES % {"conns": conns})
+        self.env = {k: v for k, v in os.environ.items() if k != "MAIL_CONFIG"}
+
+    def version(self):
+        p = subprocess.run(["/usr/sbin/postconf", "-c", self.etc, "-h", "mail_version"],
+                           capture_output=True, text=True, env=self.env, timeout=30)
+        return p.stdout.strip() or None
+
+    def logtext(self):
+        try:
+            with open(self.maillog, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def start(self, timeout=120):
+        self.out = open(os.path.join(self.dir, "start-fg.out"), "ab")
+        self.proc = subprocess.Popen([sys.executable, "-c", REAPER, POSTFIX, "-c", self.etc,
+                                      "start-fg"], stdout=self.out, stderr=self.out,
+                                     stdin=subprocess.DEVNULL, env=self.env)
+
+        def ready():
+            if self.proc.poll() is not None:
+                with open(os.path.join(self.dir, "start-fg.out"), errors="replace") as f:
+                    out = f.read()
+                raise RuntimeError("postfix start-fg exited %s: %s" % (
+                    self.proc.returncode, (out + self.logtext()).strip()[-300:]))
+            return "daemon started" in self.logtext()
+        wait_until(ready, timeout, 0.05, "the private Postfix to start")
+
+    def queued(self):
+        """Files still in the instance's queues."""
+        return sum(len(files) for q in ("maildrop", "incoming", "active", "deferred", "hold")
+                   for _, _, files in os.walk(os.path.join(self.queue, q)))
+
+    def check_delivered(self, n, timeout=30):
+        """Every message left the queue and the log says sent, none bounced."""
+        def done():
+            log_ = self.logtext()
+            return self.queued() == 0 and log_.count(" status=sent ") >= n
+        try:
+            wait_until(done, timeout, 0.05, "the private Postfix's queue to empty")
+        finally:
+            log_ = self.logtext()
+            for bad in ("status=bounced", "status=deferred", "fatal:", "panic:"):
+                if bad in log_:
+                    line = next(l for l in log_.splitlines() if bad in l)
+                    raise RuntimeError("Postfix logged %s" % line[-200:])
+
+    def stop(self, timeout=30):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            subprocess.run([POSTFIX, "-c", self.etc, "stop"], capture_output=True,
+                           env=self.env, timeout=timeout)
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # The reaper's children are Postfix's master and the daemons it left:
+            # ours to end, by pid.
+            for pid in self.children(self.proc.pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    @staticmethod
+    def children(ppid):
+        out = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == ppid:
+                        out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+        return out
+
+    def cleanup(self):
+        """Drops the queue, keeps main.cf, master.cf and the log."""
+        for d in ("queue", "data"):
+            shutil.rmtree(os.path.join(self.dir, d), ignore_errors=True)
+
+
 # ---- the benchmark --------------------------------------------------------------------
 
 class Bench:
@@ -332,6 +541,7 @@ class Bench:
         self.mailspool = os.path.join(self.build, "mailspool")
         self.fill_bin = os.path.join(self.build, "bench", "bench_fill")
         self.claim_bin = os.path.join(self.build, "bench", "bench_claim")
+        self.submit_bin = os.path.join(self.build, "bench", "bench_submit")
         self.work = os.path.join(self.build, "bench", "work")
         shutil.rmtree(self.work, ignore_errors=True)
         os.makedirs(self.work)
@@ -473,10 +683,11 @@ class Bench:
                 log("  raw limit %s: %.0f msg/s" % (w, v))
 
     # ---- figure 4: end to end, figure 5: CLI enqueue rate ----
-    def cli_args(self, ms, w, i, textfile):
+    def cli_args(self, ms, w, textfile):
+        """`mailspool enqueue` for bench_submit, which puts each run's index for {}."""
         a = [self.mailspool, "-c", ms.conf, "-s", ms.spool, "enqueue", "--area", "bench",
-             "--to", "Kunde %d <kunde%d@example.org>" % (i, i),
-             "--subject", "Benchmark message %06d" % i, "--text", textfile]
+             "--to", "Kunde {} <kunde{}@example.org>",
+             "--subject", "Benchmark message {}", "--text", textfile]
         if WORKLOADS[w][2]:
             a += ["--attach", "%s;name=anhang.bin;type=application/octet-stream"
                   % self.attachment(w)]
@@ -496,37 +707,40 @@ class Bench:
                 f.write("".join(lines))
         return path
 
+    def submit(self, argv, count, parallel, timeout):
+        """Runs argv count times, parallel at a time, through bench_submit (C,
+        posix_spawn): one process per message like sendmail, without Python's
+        per-process cost on the submitters' cores. Returns its seconds."""
+        p = subprocess.run([self.submit_bin, str(parallel), str(count), "--"] + argv,
+                           capture_output=True, text=True, timeout=timeout)
+        if p.returncode != 0:
+            raise RuntimeError("mailspool enqueue failed: %s" % p.stderr.strip()[:400])
+        return float(p.stdout.split()[3])
+
     def e2e(self, w, submitters=4, recorder=None):
         n = self.n(w)
         self.template(w)  # for the rendered size
         sink = Sink(self.tools)
         ms = Mailspool(self, "e2e-%s" % w, smtp_profile(sink.port, SMTP_CONNS), SMTP_CONNS)
         textfile = self.textfile(w)
-        errors = []
+        rec = None
         try:
             ms.start()
             ms.wait_ready()
-            def submit(i):
-                p = subprocess.run(self.cli_args(ms, w, i, textfile), capture_output=True,
-                                   timeout=120)
-                if p.returncode != 0:
-                    errors.append(p.stderr.decode().strip())
             rec = recorder() if recorder else None
             t0 = time.monotonic()
-            with ThreadPoolExecutor(max_workers=submitters) as ex:
-                list(ex.map(submit, range(n)))
-            t_sub = time.monotonic() - t0
-            if errors:
-                raise RuntimeError("mailspool enqueue failed: %s" % errors[0])
+            t_sub = self.submit(self.cli_args(ms, w, textfile), n, submitters, 1200)
             t_end = sink.wait_count(n, timeout=600)
             hwm = proc_status(ms.pid, "VmHWM")
+            cpu = proc_cpu(ms.pid)
         finally:
             if rec:
                 rec.send_signal(signal.SIGINT)
                 rec.wait(timeout=120)
             ms.stop()
             sink.stop()
-        return {"mps": n / (t_end - t0), "submit_mps": n / t_sub, "rss": hwm}
+        return {"mps": n / (t_end - t0), "submit_mps": n / t_sub, "rss": hwm,
+                "cpu_us": cpu / n * 1e6}
 
     def fig_e2e(self):
         for w in ("W1", "W2", "W3"):
@@ -534,20 +748,14 @@ class Bench:
             if res:
                 self.r[("e2e", w)] = res["mps"]
                 self.r[("e2e_submit", w)] = res["submit_mps"]
-                log("  end to end %s: %.0f msg/s (submission alone %.0f msg/s)"
-                    % (w, res["mps"], res["submit_mps"]))
+                log("  end to end %s: %.0f msg/s (submission alone %.0f msg/s), daemon CPU"
+                    " %.0f us/msg" % (w, res["mps"], res["submit_mps"], res["cpu_us"]))
 
     def enqueue_cli(self, w="W1"):
         n = 300 if not self.quick else 60
         ms = Mailspool(self, "enqueue-cli", smtp_profile(25, 1), 1)
         textfile = self.textfile(w)
-        t0 = time.monotonic()
-        for i in range(n):
-            p = subprocess.run(self.cli_args(ms, w, i, textfile), capture_output=True,
-                               timeout=60)
-            if p.returncode != 0:
-                raise RuntimeError("mailspool enqueue: %s" % p.stderr.decode().strip())
-        return n / (time.monotonic() - t0)
+        return n / self.submit(self.cli_args(ms, w, textfile), n, 1, 600)
 
     def fig_enqueue(self):
         self.guarded(("enqueue_api", "W1"), self.template, "W1")
@@ -758,13 +966,88 @@ class Bench:
                     % (w, res["mps"], "%.0f" % res["ceiling"] if res["ceiling"] else "n/a"))
 
     # ---- figure 3: a Postfix null client, when installed ----
+    def postfix_messages(self, w, n, mdir):
+        """Message i as the RFC 5322 file sendmail reads: mailspool's own rendering
+        of what the end-to-end run enqueues (same arguments, so the same text,
+        attachment, encoding and recipient pattern), with the index of message i
+        in its headers. Date and Message-ID are left to Postfix, as mailspool
+        adds its own."""
+        mark = b"987654"  # the index while rendering, replaced by i below
+        ms = Mailspool(self, "postfix-render-%s" % w, smtp_profile(25, 1), 1)
+        p = subprocess.run([a.replace("{}", mark.decode())
+                            for a in self.cli_args(ms, w, self.textfile(w))],
+                           capture_output=True, timeout=120)
+        if p.returncode != 0:
+            raise RuntimeError("mailspool enqueue: %s" % p.stderr.decode().strip())
+        p = ms.cli("render", "1", timeout=120)
+        if p.returncode != 0:
+            raise RuntimeError("mailspool render: %s" % p.stderr.decode().strip())
+        head, body = p.stdout.replace(b"\r\n", b"\n").split(b"\n\n", 1)
+        lines = [l for l in head.split(b"\n")
+                 if not l.lower().startswith((b"date:", b"message-id:"))]
+        # The index goes into To and Subject only (a MIME boundary is hex).
+        indexed = [l.lower().startswith((b"to:", b"subject:")) and mark in l for l in lines]
+        if not any(indexed):
+            raise RuntimeError("unexpected rendering: %r" % head[:300])
+        os.makedirs(mdir)
+        for i in range(n):
+            idx = b"%d" % i
+            with open(os.path.join(mdir, "%d.eml" % i), "wb") as f:
+                f.write(b"\n".join(l.replace(mark, idx) if x else l
+                                   for l, x in zip(lines, indexed)))
+                f.write(b"\n\n")
+                f.write(body)
+        shutil.rmtree(ms.dir, ignore_errors=True)
+
+    def postfix_e2e(self, w, submitters=4):
+        """Like e2e(): 4 submitters, one `sendmail` process per message, from the
+        first submission to the last message at the sink."""
+        n = self.n(w)
+        sink = Sink(self.tools)
+        pf = PostfixPeer(self, "postfix-%s" % w, sink.port, SMTP_CONNS)
+        mdir = os.path.join(pf.dir, "msgs")
+        try:
+            self.postfix_messages(w, n, mdir)
+            self.postfix_version = pf.version()
+            os.sync()  # the message files' writeback must not land in the timed part
+            pf.start()
+            t0 = time.monotonic()
+            p = subprocess.run([self.submit_bin, "-i", os.path.join(mdir, "{}.eml"),
+                                str(submitters), str(n), "--", SENDMAIL, "-C", pf.etc, "-f",
+                                "rechnung@airport.example", "-oi", "-t"],
+                               capture_output=True, text=True, env=pf.env, timeout=900)
+            if p.returncode != 0:
+                raise RuntimeError("sendmail: %s" % (p.stderr.strip().splitlines() or
+                                                     ["bench_submit exited %d" % p.returncode])[0])
+            t_sub = float(p.stdout.split()[3])
+            t_end = sink.wait_count(n, timeout=600)
+            pf.check_delivered(n)
+        finally:
+            pf.stop()
+            sink.stop()
+            shutil.rmtree(mdir, ignore_errors=True)  # W3's are 700 MB
+        pf.cleanup()
+        return {"mps": n / (t_end - t0), "submit_mps": n / t_sub}
+
     def fig_postfix(self):
-        self.r[("postfix", "W1")] = "n/a (Postfix is not installed here)"
-        if not os.path.exists("/usr/sbin/postfix"):
-            return
-        # A private instance would have to be configured and started with the
-        # installed binaries; see docs/BENCHMARKS.md for why it is left manual.
-        self.r[("postfix", "W1")] = "n/a (Postfix installed: run it manually, see BENCHMARKS.md)"
+        why = postfix_missing()
+        for w in ("W1", "W2", "W3"):
+            if why:
+                self.r[("postfix", w)] = "n/a (%s)" % why
+                continue
+            res = self.guarded(("postfix", w), self.postfix_e2e, w)
+            if not res:
+                continue
+            self.r[("postfix", w)] = res["mps"]
+            self.r[("postfix_submit", w)] = res["submit_mps"]
+            e2e = self.r.get(("e2e", w))
+            if isinstance(e2e, float):
+                self.r[("postfix_ratio", w)] = e2e / res["mps"]
+            log("  Postfix null client %s: %.0f msg/s end to end (submission alone %.0f msg/s)"
+                "%s" % (w, res["mps"], res["submit_mps"], ", mailspool/Postfix %.2f" % (
+                    e2e / res["mps"]) if isinstance(e2e, float) else ""))
+        if why:
+            log("  " + why)
 
     # ---- run everything ----
     def run(self):
