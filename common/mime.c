@@ -5,9 +5,10 @@
  * text plus HTML; multipart/mixed around it with one base64 part per
  * attachment), the boundaries, and the streaming that keeps memory bounded:
  * bodies are encoded 16 KiB at a time, attachments read through the caller's
- * callback 57 KiB at a time and base64-encoded on the fly.
- * Never: reads the spool or a file itself, holds a whole attachment, or
- * emits a bare CR or LF or a line over 998 octets.
+ * callback up to 1 MiB at a time and base64-encoded on the fly, straight
+ * into the caller's buffer.
+ * Never: reads the spool or a file itself, holds more than B64_CHUNK octets
+ * of an attachment, or emits a bare CR or LF or a line over 998 octets.
  *
  * The stream is a list of steps built on the first read: fixed text (the
  * header block, part headers, boundary lines, all kept in one buffer), a
@@ -25,14 +26,17 @@
 #include <string.h>
 
 #define QP_CHUNK (16 * 1024)
-#define B64_LINE_IN 57 /* octets per 76-character base64 line */
-/* Octets read per fill, about 256 KiB. Each read opens the attachment's blob
+/* Octets read per fill, about 1 MiB. Each read opens the attachment's blob
  * anew (no read transaction spans a network wait), and SQLite then walks the
- * blob's overflow-page chain from its start: with 57 KiB fills a 5 MiB
- * attachment cost 90 walks of about 640 pages each, most of the CPU of
- * sending it (tests/bench profile of W3). Bigger fills mean fewer walks, at
- * the price of about 0.6 MiB per transfer in flight (input and base64). */
-#define B64_CHUNK (B64_LINE_IN * 4608)
+ * blob's overflow-page chain from its start, one page read per 4 KiB of
+ * offset: the walks grow with the square of the attachment size over the
+ * fill size. With 57 KiB fills a 5 MiB attachment cost 90 walks of about 640
+ * pages each, most of the CPU of sending it (tests/bench profile of W3);
+ * with 1 MiB fills it is 5 walks. The price is this buffer per transfer in
+ * flight (only as large as the attachment needs; mailspoold's fixed mmap
+ * threshold, daemon/main.c, returns it when the stream ends); the base64
+ * goes straight into the caller's buffer, so there is no second buffer. */
+#define B64_CHUNK (MIME_B64_LINE_IN * 18396)
 
 enum step_kind { STEP_FIXED, STEP_QP, STEP_B64 };
 
@@ -62,9 +66,12 @@ struct mime {
     size_t pos;     /* STEP_FIXED / STEP_QP: offset; STEP_B64: octets read */
     struct buf out; /* encoded bytes not yet handed out */
     size_t out_pos;
+    bool out_b64; /* out holds base64 from the encoder */
     struct mime_qp qp;
-    unsigned char *in; /* STEP_B64 input, B64_CHUNK octets */
-    size_t in_len;
+    unsigned char *in; /* STEP_B64 input, in_cap octets (at most B64_CHUNK) */
+    size_t in_cap;
+    size_t in_len; /* octets in it */
+    size_t in_pos; /* octets of it encoded */
     bool eof;
 };
 
@@ -101,6 +108,7 @@ void mime_rewind(struct mime *mm)
     mm->out_pos = 0;
     mime_qp_init(&mm->qp);
     mm->in_len = 0;
+    mm->in_pos = 0;
     mm->eof = false;
 }
 
@@ -256,6 +264,7 @@ static void step_next(struct mime *mm)
     mm->pos = 0;
     mime_qp_init(&mm->qp);
     mm->in_len = 0;
+    mm->in_pos = 0;
     mm->eof = false;
 }
 
@@ -271,15 +280,32 @@ static void qp_fill(struct mime *mm, const struct step *st)
     step_next(mm);
 }
 
-/* Reads until the input holds B64_CHUNK octets or the attachment ends, then
- * encodes every whole line (and the last partial one at the end). */
-static int b64_fill(struct mime *mm, const struct step *st, struct err *e)
+/* The input buffer for attachment a: B64_CHUNK octets, or whole lines of
+ * one octet more than a smaller attachment's size (so that one fill also
+ * sees its end). */
+static size_t b64_cap(const struct msg_attachment *a)
+{
+    if (a->size <= 0 || a->size >= B64_CHUNK)
+        return B64_CHUNK;
+    return ((size_t)a->size / MIME_B64_LINE_IN + 1) * MIME_B64_LINE_IN;
+}
+
+/* Called when all of the input is encoded: reads until the input holds
+ * in_cap octets (whole lines, as in_cap is a multiple of 57) or the
+ * attachment ends. */
+static int b64_load(struct mime *mm, const struct step *st, struct err *e)
 {
     const struct msg_attachment *a = &mm->m->atts[st->att];
-    if (mm->in == NULL)
-        mm->in = xmalloc(B64_CHUNK);
-    while (mm->in_len < B64_CHUNK && !mm->eof) {
-        size_t want = B64_CHUNK - mm->in_len;
+    size_t cap = b64_cap(a);
+    if (cap > mm->in_cap) {
+        free(mm->in);
+        mm->in = xmalloc(cap);
+        mm->in_cap = cap;
+    }
+    mm->in_len = 0;
+    mm->in_pos = 0;
+    while (mm->in_len < cap && !mm->eof) {
+        size_t want = cap - mm->in_len;
         ssize_t n = mm->att_read(mm->ctx, a, (int64_t)mm->pos, mm->in + mm->in_len, want, e);
         if (n < 0)
             return err_prefix(e, "attachment \"%s\"", a->name ? a->name : "");
@@ -294,17 +320,47 @@ static int b64_fill(struct mime *mm, const struct step *st, struct err *e)
     if (mm->eof && a->size > 0 && (int64_t)mm->pos != a->size)
         return err_set(e, EX_DATAERR, "attachment \"%s\": %zu octets read, %lld expected",
                        a->name ? a->name : "", mm->pos, (long long)a->size);
-    size_t n = mm->eof ? mm->in_len : mm->in_len / B64_LINE_IN * B64_LINE_IN;
-    mime_encode_base64(&mm->out, mm->in, n, 76);
-    memmove(mm->in, mm->in + n, mm->in_len - n);
-    mm->in_len -= n;
-    if (mm->eof && mm->in_len == 0)
-        step_next(mm);
     return 0;
 }
 
-ssize_t mime_read(struct mime *mm, char *buf, size_t len, struct err *e)
+/* Encodes input: as many whole lines as fit into dst (room octets), written
+ * there directly, returning their length; or, when not one line fits or
+ * only the last partial line is left, one line into mm->out, returning 0. */
+static size_t b64_encode(struct mime *mm, char *dst, size_t room)
 {
+    size_t lines = (mm->in_len - mm->in_pos) / MIME_B64_LINE_IN;
+    if (lines > 0 && room >= MIME_B64_LINE_OUT) {
+        if (lines > room / MIME_B64_LINE_OUT)
+            lines = room / MIME_B64_LINE_OUT;
+        mime_b64_lines(dst, mm->in + mm->in_pos, lines);
+        mm->in_pos += lines * MIME_B64_LINE_IN;
+        return lines * MIME_B64_LINE_OUT;
+    }
+    size_t n = lines > 0 ? MIME_B64_LINE_IN : mm->in_len - mm->in_pos;
+    mime_encode_base64(&mm->out, mm->in + mm->in_pos, n, 76);
+    mm->out_b64 = true;
+    mm->in_pos += n;
+    return 0;
+}
+
+/* Adds [off, off + n) of the caller's buffer to the span of base64 bytes.
+ * It always continues the span: a marked read ends where an attachment's
+ * base64 ends, and only fixed text can come before the first of it. */
+static void span_add(struct mime_span *sp, size_t off, size_t n)
+{
+    if (sp == NULL || n == 0)
+        return;
+    if (sp->len == 0)
+        sp->off = off;
+    if (sp->off + sp->len == off) /* else not marked: checked like any byte */
+        sp->len += n;
+}
+
+ssize_t mime_read_marked(struct mime *mm, char *buf, size_t len, struct mime_span *b64,
+                         struct err *e)
+{
+    if (b64)
+        *b64 = (struct mime_span){0, 0};
     if (!mm->built) {
         mm->built = true;
         if (build(mm, &mm->error) != 0)
@@ -321,12 +377,15 @@ ssize_t mime_read(struct mime *mm, char *buf, size_t len, struct err *e)
             size_t n = mm->out.len - mm->out_pos;
             n = n < len - done ? n : len - done;
             memcpy(buf + done, mm->out.data + mm->out_pos, n);
+            if (mm->out_b64)
+                span_add(b64, done, n);
             mm->out_pos += n;
             done += n;
             continue;
         }
         buf_reset(&mm->out);
         mm->out_pos = 0;
+        mm->out_b64 = false;
         if (mm->cur >= mm->nsteps)
             break;
         const struct step *st = &mm->steps[mm->cur];
@@ -339,9 +398,22 @@ ssize_t mime_read(struct mime *mm, char *buf, size_t len, struct err *e)
                 step_next(mm);
         } else if (st->kind == STEP_QP) {
             qp_fill(mm, st);
-        } else if (b64_fill(mm, st, e) != 0) {
+        } else if (mm->in_pos < mm->in_len) { /* STEP_B64 from here on */
+            size_t n = b64_encode(mm, buf + done, len - done);
+            span_add(b64, done, n);
+            done += n;
+        } else if (mm->eof) {
+            step_next(mm);
+            if (b64 && b64->len > 0)
+                break; /* one span per read: the next part starts the next read */
+        } else if (b64_load(mm, st, e) != 0) {
             return -1;
         }
     }
     return (ssize_t)done;
+}
+
+ssize_t mime_read(struct mime *mm, char *buf, size_t len, struct err *e)
+{
+    return mime_read_marked(mm, buf, len, NULL, e);
 }

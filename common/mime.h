@@ -43,6 +43,20 @@ struct mime *mime_new(const struct message *m, const struct mime_sender *sender,
 void mime_free(struct mime *mm);
 /* Next bytes of the message: returns count, 0 at the end, -1 with e set. */
 ssize_t mime_read(struct mime *mm, char *buf, size_t len, struct err *e);
+/* Bytes of one read that the base64 encoder wrote itself (an attachment
+ * body): characters of the base64 alphabet in lines of 76 ending in CRLF, a
+ * contiguous piece of that output, so they hold no bare CR or LF and no line
+ * starts with "." by construction. len 0: none. */
+struct mime_span {
+    size_t off, len;
+};
+/* mime_read that also marks, in *b64, the base64 bytes among those it
+ * returned. Such a read ends where an attachment's base64 ends (it may
+ * return less than len before the end), so that each holds one span at most
+ * and every base64 byte is marked. The SMTP transport checks line ends only
+ * in the unmarked bytes. */
+ssize_t mime_read_marked(struct mime *mm, char *buf, size_t len, struct mime_span *b64,
+                         struct err *e);
 /* Restarts from the first byte (a retry on a reused stream). */
 void mime_rewind(struct mime *mm);
 
@@ -52,6 +66,8 @@ char *mime_message_id(const struct message *m, const char *from_address);
 
 /* Encoders, exposed for Graph and tests. All append to out. */
 void mime_encode_rfc2047(struct buf *out, const char *utf8, size_t first_line_used);
+/* line_len: characters per line, each line ending in CRLF (rounded down to a
+ * multiple of 4, at least 4: base64 comes in groups of 4); 0: no line breaks. */
 void mime_encode_base64(struct buf *out, const void *data, size_t len, int line_len /*0: none*/);
 void mime_format_address(struct buf *out, const char *name, const char *addr);
 void mime_rfc2231_param(struct buf *out, const char *param, const char *utf8);

@@ -1,6 +1,6 @@
 /*
  * mime_impl — private to common/mime*.c: the header-line writer that folds,
- * and the streaming quoted-printable encoder.
+ * the streaming quoted-printable encoder, and base64 in whole lines.
  *
  * The split: mime_encode.c holds the encoders (base64, quoted-printable,
  * RFC 2047 encoded-words, RFC 2231 parameters), mime_header.c composes
@@ -21,6 +21,14 @@
 
 #define MIME_LINE_SOFT 78  /* RFC 5322 2.1.1: SHOULD */
 #define MIME_LINE_HARD 998 /* RFC 5322 2.1.1: MUST */
+
+#define MIME_B64_LINE_IN 57  /* octets per base64 line */
+#define MIME_B64_LINE_OUT 78 /* its 76 characters (RFC 2045 6.8) and CRLF */
+
+/* Encodes nlines whole lines of MIME_B64_LINE_IN octets from in straight into
+ * out (MIME_B64_LINE_OUT octets each, the same bytes mime_encode_base64 with
+ * line_len 76 writes); returns the end of what it wrote. */
+char *mime_b64_lines(char *out, const unsigned char *in, size_t nlines);
 
 /* Writes one header field, folding at the separators it is given so that
  * lines stay within MIME_LINE_SOFT where the content allows. */

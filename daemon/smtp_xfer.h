@@ -63,6 +63,11 @@ void smtp_xfer_job_reset(struct smtp_job *job);
  * (index in buf) at the first bare CR or LF; *prev_cr carries across chunks
  * (start false; true at the end means the stream ended in a bare CR). */
 bool smtp_xfer_crlf_check(bool *prev_cr, const char *buf, size_t n, size_t *bad);
+/* The same, but the bytes in skip (the base64 encoder's own output, see
+ * mime_read_marked) are taken as CRLF-clean: only the first of them is
+ * checked, against what precedes it; *prev_cr carries across them. */
+bool smtp_xfer_crlf_check_skip(bool *prev_cr, const char *buf, size_t n,
+                               const struct mime_span *skip, size_t *bad);
 
 /* The EHLO name: the host's FQDN when gethostname() gives one, else the
  * domain of FromAddress, else "localhost". */

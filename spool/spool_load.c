@@ -190,6 +190,12 @@ ssize_t spool_att_read(void *ctx, const struct msg_attachment *a, int64_t off, v
                        size_t len, struct err *e)
 {
     struct spool *sp = ctx;
+    /* The composer asks once more at the end to see the attachment end. The
+     * read that got there opened the blob and checked its size; opening it
+     * again (which prepares a statement) cost about 2% of the daemon's CPU
+     * in the W2 benchmark. */
+    if (a->size > 0 && off == a->size)
+        return 0;
     sqlite3_blob *blob;
     int rc = sqlite3_blob_open(sp->db, "main", "attachments", "data", a->id, 0, &blob);
     if (rc != SQLITE_OK) {

@@ -191,6 +191,73 @@ TL int b64val(char c)
     return p ? (int)(p - t) : -1;
 }
 
+/* The plainest RFC 2045 6.8 encoder: one character at a time, a CRLF after
+ * every line_len characters and after the last line (0: no line breaks).
+ * The reference the composer's fast encoder must match byte for byte. */
+TL void b64_reference(struct buf *out, const unsigned char *s, size_t len, int line_len)
+{
+    const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    int col = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)s[i] << 16;
+        v |= i + 1 < len ? (unsigned)s[i + 1] << 8 : 0;
+        v |= i + 2 < len ? s[i + 2] : 0;
+        char q[4] = {t[v >> 18], t[(v >> 12) & 63], i + 1 < len ? t[(v >> 6) & 63] : '=',
+                     i + 2 < len ? t[v & 63] : '='};
+        for (int k = 0; k < 4; k++) {
+            if (line_len > 0 && col == line_len) {
+                buf_append(out, "\r\n", 2);
+                col = 0;
+            }
+            buf_putc(out, q[k]);
+            col++;
+        }
+    }
+    if (line_len > 0 && col > 0)
+        buf_append(out, "\r\n", 2);
+}
+
+/* n octets of base64 text in lines of exactly line_len characters (the last
+ * one shorter or as long), each ending in CRLF; line_len 0: one line, no
+ * CRLF. Only the alphabet, '=' padding at the very end, nothing else. */
+TL void assert_b64_lines(const char *s, size_t n, int line_len)
+{
+    const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t col = 0, pad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (line_len > 0 && s[i] == '\r') {
+            if (i + 1 >= n || s[i + 1] != '\n')
+                fail_msg("bare CR at %zu", i);
+            if (col == 0 || (col != (size_t)line_len && i + 2 != n))
+                fail_msg("line of %zu characters at %zu", col, i);
+            col = 0;
+            i++;
+            continue;
+        }
+        if (s[i] == '=')
+            pad++;
+        else if (s[i] == '\0' || strchr(t, s[i]) == NULL || pad > 0)
+            fail_msg("0x%02x at %zu", (unsigned char)s[i], i);
+        if (line_len > 0 && ++col > (size_t)line_len)
+            fail_msg("line over %d at %zu", line_len, i);
+    }
+    assert_true(pad <= 2);
+    if (line_len > 0 && n > 0)
+        assert_true(n >= 2 && s[n - 2] == '\r' && s[n - 1] == '\n');
+}
+
+/* xorshift64: reproducible "random" octets for the encoder tests. */
+TL void fill_random(unsigned char *p, size_t n, uint64_t seed)
+{
+    uint64_t x = seed ? seed : 88172645463325252u;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (unsigned char)(x >> 24);
+    }
+}
+
 TL void b64_decode(const char *s, size_t n, struct buf *out)
 {
     unsigned acc = 0;

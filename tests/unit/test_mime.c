@@ -423,6 +423,51 @@ static void test_encoders(void **state)
     buf_free(&b);
 }
 
+/* The fast encoder (pair table, six octets per step, whole lines) against
+ * the reference, byte for byte: every length from 0 to 300 and some longer
+ * ones, random octets and the extremes 0x00 and 0xFF, each line length the
+ * composer uses (76, none) and a few more. */
+static void test_base64_matches_reference(void **state)
+{
+    (void)state;
+    enum { MAXLEN = 5000 };
+    unsigned char *data = xmalloc(MAXLEN);
+    struct buf got = BUF_INIT, want = BUF_INIT, dec = BUF_INIT;
+    const int line_lens[] = {0, 76, 4, 8, 72};
+    const size_t longer[] = {456, 57 * 20, 57 * 20 + 1, 57 * 20 + 2, 4095, 4096, MAXLEN};
+    for (int pattern = 0; pattern < 3; pattern++) {
+        for (size_t k = 0; k < 301 + sizeof longer / sizeof longer[0]; k++) {
+            size_t len = k <= 300 ? k : longer[k - 301];
+            if (pattern == 0)
+                fill_random(data, len, 1 + len);
+            else
+                memset(data, pattern == 1 ? 0x00 : 0xFF, len);
+            for (size_t l = 0; l < sizeof line_lens / sizeof line_lens[0]; l++) {
+                buf_reset(&got);
+                buf_reset(&want);
+                buf_puts(&got, "x"); /* appends after what is there */
+                buf_puts(&want, "x");
+                mime_encode_base64(&got, data, len, line_lens[l]);
+                b64_reference(&want, data, len, line_lens[l]);
+                if (got.len != want.len || memcmp(got.data, want.data, got.len) != 0)
+                    fail_msg("base64 of %zu octets (pattern %d, lines %d) differs", len, pattern,
+                             line_lens[l]);
+                assert_int_equal(got.data[got.len], '\0');
+                /* the reference itself: it decodes back, in lines of line_len + CRLF */
+                buf_reset(&dec);
+                b64_decode(want.data + 1, want.len - 1, &dec);
+                assert_int_equal(dec.len, len);
+                assert_true(len == 0 || memcmp(dec.data, data, len) == 0);
+                assert_b64_lines(want.data + 1, want.len - 1, line_lens[l]);
+            }
+        }
+    }
+    buf_free(&got);
+    buf_free(&want);
+    buf_free(&dec);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -439,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_bcc_only),
         cmocka_unit_test(test_many_recipients_fold),
         cmocka_unit_test(test_encoders),
+        cmocka_unit_test(test_base64_matches_reference),
     };
     return cmocka_run_group_tests_name("mime", tests, NULL, NULL);
 }

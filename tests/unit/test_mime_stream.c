@@ -1,10 +1,14 @@
 /*
  * test_mime_stream — the composer as a stream: 1 MB bodies, SMTP smuggling
  * attempts, determinism, rewind, reads of 1..7 octets, a 5 MB attachment
- * read in chunks of at most 57 KiB, and refusals (bad input, reader errors,
- * blobs of the wrong size).
+ * read in chunks of at most 1 MiB, attachments of every size around a line
+ * and a chunk streamed byte-identical to the reference encoder, the marks on
+ * the encoder's own bytes, and refusals (bad input, reader errors, blobs of
+ * the wrong size).
  */
 #include "mime_testlib.h"
+
+#define B64_CHUNK (57 * 18396) /* common/mime.c: octets per attachment read */
 
 /* 1 MB of lines: long lines, dot lines, every kind of line end. */
 static char *big_body(void)
@@ -119,7 +123,7 @@ static void test_determinism_rewind_chunks(void **state)
     assert_int_equal(n, 0);
     assert_int_equal(small.len, one.len);
     assert_memory_equal(small.data, one.data, one.len);
-    assert_true(r.max_asked <= 57 * 4608);                   /* B64_CHUNK: about 256 KiB */
+    assert_true(r.max_asked <= B64_CHUNK);
     assert_int_equal(mime_read(mm, tmp, sizeof tmp, &e), 0); /* stays at the end */
 
     /* rewind after a partial read, and after the end */
@@ -148,10 +152,7 @@ static void test_determinism_rewind_chunks(void **state)
 }
 
 /* A 5 MB attachment that exists only in the generator: streamed in chunks
- * no larger than about 256 KiB, read strictly in order, decoded to the same hash. */
-
-/* A 5 MB attachment that exists only in the generator: streamed in chunks
- * no larger than about 256 KiB, read strictly in order, decoded to the same hash. */
+ * no larger than about 1 MiB, read strictly in order, decoded to the same hash. */
 static void test_large_attachment_streamed(void **state)
 {
     (void)state;
@@ -161,11 +162,113 @@ static void test_large_attachment_streamed(void **state)
     struct err e = {0};
     struct buf b = BUF_INIT;
     assert_int_equal(render(m, &sender, &r, 16384, &b, &e), 0);
-    assert_true(r.max_asked <= 57 * 4608); /* B64_CHUNK: about 256 KiB */
+    assert_true(r.max_asked <= B64_CHUNK);
+    assert_true(r.max_asked >= B64_CHUNK / 2); /* few large reads, each a walk of the blob */
     assert_true(r.calls > 5 * 1024 * 1024 / (4096 * 3 + 1));
     assert_wire_clean(&b);
     assert_att_roundtrip(&b, &m->atts[0], "filename=\"big.bin\"");
     buf_free(&b);
+    message_free(m);
+}
+
+/* Renders m through mime_read_marked in reads of the sizes in sizes (cycled),
+ * returning the bytes in out and in marked[i] whether byte i was marked as
+ * the base64 encoder's own (the caller frees *marked). */
+static void render_marked(const struct message *m, struct reader *r, const size_t *sizes,
+                          size_t nsizes, struct buf *out, char **marked)
+{
+    struct mime *mm = mime_new(m, &sender, att_read, r);
+    struct buf mk = BUF_INIT;
+    char *tmp = xmalloc(70000);
+    struct err e = {0};
+    struct mime_span sp;
+    ssize_t n;
+    buf_reset(out);
+    for (size_t k = 0; (n = mime_read_marked(mm, tmp, sizes[k % nsizes], &sp, &e)) > 0; k++) {
+        assert_true((size_t)n <= sizes[k % nsizes]);
+        assert_true(sp.len == 0 || sp.off + sp.len <= (size_t)n);
+        for (ssize_t i = 0; i < n; i++)
+            buf_putc(&mk, (size_t)i >= sp.off && (size_t)i < sp.off + sp.len ? 1 : 0);
+        buf_append(out, tmp, (size_t)n);
+        assert_true(k < 100000000);
+    }
+    if (n < 0)
+        fail_msg("render failed: %s", e.msg);
+    assert_int_equal(mime_read_marked(mm, tmp, 100, &sp, &e), 0);
+    assert_int_equal(sp.len, 0);
+    free(tmp);
+    mime_free(mm);
+    *marked = buf_detach(&mk);
+}
+
+/* Attachments of every size around a base64 line (57 octets) and around a
+ * read chunk, several in one message and an empty one, read in pieces of
+ * every kind (1..7 octets, around a line of 78, curl's 64 KiB) and with a
+ * reader handing out short pieces: each attachment's part is byte for byte
+ * what the reference encoder makes of its octets, and the marks cover
+ * exactly those parts (never a header, boundary or text byte). */
+static void test_attachment_sizes_marked(void **state)
+{
+    (void)state;
+    const size_t sizes[] = {0,   1,   2,   3,   4,   55,  56,  57,  58,   59,    113,
+                            114, 115, 116, 170, 171, 172, 300, 999, 1000, 65536, 200 * 1024};
+    const size_t big[] = {B64_CHUNK - 1, B64_CHUNK, B64_CHUNK + 1, B64_CHUNK + 57,
+                          2 * B64_CHUNK + 58};
+    const size_t small_reads[] = {1, 2, 3, 4, 5, 6, 7, 77, 78, 79, 155, 156, 157};
+    const size_t big_reads[] = {65536, 65536 - 17, 70000};
+    struct message *m = msg("Text\n.\nmit Zeilen\n", NULL);
+    char name[32];
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        snprintf(name, sizeof name, "s%zu.bin", sizes[i]);
+        attach(m, name, "application/octet-stream", sizes[i], true);
+    }
+    for (size_t i = 0; i < sizeof big / sizeof big[0]; i++) {
+        snprintf(name, sizeof name, "b%zu.bin", big[i]);
+        attach(m, name, NULL, big[i], false); /* from the generator */
+    }
+    struct buf want = BUF_INIT, got = BUF_INIT, raw = BUF_INIT;
+    for (int pass = 0; pass < 3; pass++) {
+        struct reader r = {.max_chunk = pass == 2 ? 4096 * 3 + 1 : 0};
+        char *marked;
+        if (pass == 0)
+            render_marked(m, &r, small_reads, sizeof small_reads / sizeof small_reads[0], &got,
+                          &marked);
+        else
+            render_marked(m, &r, big_reads, sizeof big_reads / sizeof big_reads[0], &got, &marked);
+        assert_wire_clean(&got);
+        size_t b64_bytes = 0, b64_marked = 0;
+        for (size_t a = 0; a < m->natts; a++) {
+            const struct msg_attachment *at = &m->atts[a];
+            buf_reset(&raw);
+            for (int64_t o = 0; o < at->size; o++)
+                buf_putc(&raw, (char)(at->data ? at->data[o] : gen_byte(o)));
+            buf_reset(&want);
+            b64_reference(&want, (const unsigned char *)raw.data, raw.len, 76);
+            char marker[48];
+            snprintf(marker, sizeof marker, "filename=\"%s\"", at->name);
+            const char *body;
+            size_t len;
+            part_body(&got, marker, &body, &len);
+            if (len != want.len || (len > 0 && memcmp(body, want.data, len) != 0))
+                fail_msg("attachment %s (pass %d) differs from the reference", at->name, pass);
+            size_t off = (size_t)(body - got.data);
+            for (size_t i = off; i < off + len; i++) {
+                b64_marked += marked[i] != 0;
+                marked[i] = 0; /* what is left marked must be nothing */
+            }
+            b64_bytes += len;
+        }
+        for (size_t i = 0; i < got.len; i++)
+            if (marked[i])
+                fail_msg("byte %zu (pass %d) is marked but not base64 of an attachment", i, pass);
+        /* and every base64 byte is marked: none needs the line-end check */
+        if (b64_marked != b64_bytes)
+            fail_msg("pass %d: %zu of %zu base64 bytes marked", pass, b64_marked, b64_bytes);
+        free(marked);
+    }
+    buf_free(&want);
+    buf_free(&got);
+    buf_free(&raw);
     message_free(m);
 }
 
@@ -241,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_smuggling),
         cmocka_unit_test(test_determinism_rewind_chunks),
         cmocka_unit_test(test_large_attachment_streamed),
+        cmocka_unit_test(test_attachment_sizes_marked),
         cmocka_unit_test(test_refuses_bad_input),
         cmocka_unit_test(test_reader_errors),
     };

@@ -1,6 +1,7 @@
 /* test_smtp — the SMTP transport's pure parts: reply pairing, stages and AUTH
  * masking of smtp_trace (libcurl's debug stream fed line by line), the
- * bare CR/LF guard and the EHLO name of smtp_xfer. */
+ * bare CR/LF guard (also with the base64 encoder's bytes skipped) and the
+ * EHLO name of smtp_xfer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -206,6 +207,49 @@ static void test_crlf_guard(void **state)
     assert_true(smtp_xfer_crlf_check(&cr, "", 0, &bad));
 }
 
+/* The check with the base64 encoder's bytes skipped: what is outside the
+ * span is still checked in full, the first byte of the span must continue
+ * what precedes it, and a CR at the end of a span carries to the next read. */
+static void test_crlf_guard_skips_encoder_bytes(void **state)
+{
+    (void)state;
+    bool cr = false;
+    size_t bad = 99;
+#define SKIP(s, off, len)                                                                          \
+    smtp_xfer_crlf_check_skip(&cr, (s), strlen(s), &(struct mime_span){(off), (len)}, &bad)
+    assert_true(SKIP("x\r\nQUJD\r\nRA\r\n", 0, 0));
+    assert_true(smtp_xfer_crlf_check_skip(&cr, "x\r\n", 3, NULL, &bad));
+    /* the span's bytes are taken as they are; the rest is checked */
+    assert_true(SKIP("x\r\nQU\nD\r\n\r\nok\r\n", 3, 6));
+    assert_false(cr);
+    assert_false(SKIP("x\nyQUJD\r\n", 3, 6));
+    assert_int_equal(bad, 1); /* before the span */
+    cr = false;
+    assert_false(SKIP("ab\rQUJD\r\n", 3, 6));
+    assert_int_equal(bad, 3); /* a bare CR right before the span */
+    cr = false;
+    assert_false(SKIP("QUJD\r\n.\n", 0, 6));
+    assert_int_equal(bad, 7); /* after the span, index in the whole buffer */
+    cr = false;
+    assert_false(SKIP("\nQUJD\r\n", 0, 7));
+    assert_int_equal(bad, 0); /* a span cannot start with LF unless a CR came before */
+    /* a span ending in CR (the caller's buffer ended there) ... */
+    cr = false;
+    assert_true(SKIP("QUJD\r", 0, 5));
+    assert_true(cr);
+    /* ... continues with LF in the next read, marked or not */
+    assert_true(SKIP("\nQUJD\r\n", 0, 7));
+    assert_false(cr);
+    assert_true(SKIP("QUJD\r", 0, 5));
+    assert_false(SKIP("x\r\n", 0, 0));
+    assert_int_equal(bad, 0); /* the CR it ended with was bare */
+    /* a span reaching past the buffer is cut at its end */
+    cr = false;
+    assert_true(SKIP("a\r\nQU", 3, 100));
+    assert_false(cr);
+#undef SKIP
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +261,7 @@ int main(void)
         cmocka_unit_test(test_stage_names),
         cmocka_unit_test(test_ehlo_name_is_a_host_name),
         cmocka_unit_test(test_crlf_guard),
+        cmocka_unit_test(test_crlf_guard_skips_encoder_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
