@@ -215,8 +215,12 @@ int main(int argc, char **argv)
      * with the default 16 workers). 256 KiB keeps curl's per-read scratch
      * buffer (twice the upload buffer, smtp_xfer.c) and the read buffer of a
      * 200 KiB attachment on the heap: mmap and munmap for each cost 8 % of
-     * the CPU of sending such a message. */
+     * the CPU of sending such a message. Fixing it also fixes the trim
+     * threshold, which glibc would otherwise raise with it: at its 128 KiB
+     * default every arena gave memory back and took it again all the time
+     * (W1: 230 instead of 190 us of CPU per message); 1 MiB keeps that. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
     while ((c = getopt_long(argc, argv, "c:v", opts, NULL)) != -1) {
         switch (c) {
         case 'c':

@@ -93,8 +93,10 @@ struct smtp_timeouts {
                        * the reply to "." too, which response_s governs */
 };
 
-/* Threads are started here; spool_path is opened once per worker (read-only use: blobs;
- * NULL: no spool, messages with attachments fail). Call on the loop thread. */
+/* Threads are started here; spool_path is opened by each worker at its first message
+ * with attachments (read-only use: blobs; should that open fail, the job ends with
+ * msg_err set, a temporary failure; NULL: no spool, messages with attachments
+ * fail). Call on the loop thread. */
 struct smtp_pool *smtp_pool_new(struct event_base *base, int nthreads, const char *spool_path,
                                 const struct smtp_timeouts *t, struct err *e);
 /*

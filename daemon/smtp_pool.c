@@ -59,11 +59,13 @@ struct pool_forgot {
 struct pool_worker {
     struct smtp_pool *p;
     pthread_t th;
-    struct spool *sp; /* read-only, this thread's own connection; NULL: no spool */
+    struct spool *sp; /* read-only, this thread's own connection, opened at the
+                       * first message with attachments; NULL until then */
 };
 
 struct smtp_pool {
     struct event_base *base;
+    char *spool_path; /* NULL: no spool, messages with attachments fail */
     struct event *ev;
     int efd;
     struct smtp_timeouts t;
@@ -286,10 +288,29 @@ static struct smtp_job *pool_next_locked(struct smtp_pool *p)
 
 /* ---- workers ---------------------------------------------------------- */
 
+/* The worker's spool connection, opened when a message first needs one: an
+ * idle daemon then holds no connection (and no schema, no page cache) per
+ * worker, of which there are max_connections (default 16). */
+static bool pool_worker_spool(struct pool_worker *w, struct smtp_job *job)
+{
+    if (w->sp != NULL || w->p->spool_path == NULL || job->msg->natts == 0)
+        return true;
+    struct err e = {0};
+    if (spool_open(w->p->spool_path, SPOOL_READONLY, &w->sp, &e) == 0)
+        return true;
+    smtp_xfer_job_reset(job);
+    job->curl_code = CURLE_READ_ERROR;
+    job->msg_err = e.code ? e.code : EX_IOERR;
+    job->error = xstrdup(e.msg);
+    return false;
+}
+
 static void pool_run_job(struct pool_worker *w, struct smtp_job *job)
 {
     struct smtp_pool *p = w->p;
     const struct profile *pr = job->profile;
+    if (!pool_worker_spool(w, job))
+        return;
     struct smtp_xfer_io io = {
         .att_read = w->sp ? spool_att_read : NULL,
         .att_ctx = w->sp,
@@ -379,6 +400,7 @@ static void pool_release(struct smtp_pool *p)
     for (int i = 0; i < p->nw; i++)
         if (p->w[i].sp)
             spool_close(p->w[i].sp);
+    free(p->spool_path);
     free(p->w);
     free(p->queue.v);
     free(p->done.v);
@@ -416,13 +438,9 @@ struct smtp_pool *smtp_pool_new(struct event_base *base, int nthreads, const cha
         err_set(e, EX_SOFTWARE, "SMTP pool: cannot watch its eventfd in the event loop");
         goto fail;
     }
-    for (int i = 0; i < p->nw; i++) {
+    p->spool_path = spool_path ? xstrdup(spool_path) : NULL;
+    for (int i = 0; i < p->nw; i++)
         p->w[i].p = p;
-        if (spool_path && spool_open(spool_path, SPOOL_READONLY, &p->w[i].sp, e) != 0) {
-            err_prefix(e, "SMTP worker %d", i + 1);
-            goto fail;
-        }
-    }
     /* Workers inherit a mask blocking every signal: SIGTERM, SIGHUP and friends
      * are the loop thread's to handle, and no worker syscall gets EINTR. */
     sigset_t all, old;

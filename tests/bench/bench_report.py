@@ -24,71 +24,82 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # measurements it rests on).
 FIXES = {
     "delivery": """\
-The loop thread is still the bottleneck: it alone claims, loads and records
-every message, and the four SMTP workers wait for it (in the profile the
-loop thread has about half of the daemon's CPU, each worker about a tenth).
-Claims and outcomes are now group-committed: one transaction per scheduler
-pass (`spool_claim_many`) and one per loop turn for the outcomes decided in
-it (`pending_write_batch` -> `spool_finish_many`); that took W1 from about
-1,800 to about 3,150 msg/s and the daemon's CPU from about 265 to about
-200 us per message. With four connections the batches stay small (a pass
-refills the one to four slots that just finished), so committing is still
-about a fifth of the daemon's CPU, and loading each message
-(`spool_load`) on the loop thread is the next item. What would fix it:
-larger batches (claim and load a few messages ahead of the free slots, so
-that a worker never waits for the loop), loading on the workers (each
-already has a read-only connection), fewer indexes that contain `state`
-(four change on every state change) and a larger `wal_autocheckpoint`.
-More connections help by themselves: W1 with 8 connections is in the
-scaling rows.""",
+The SMTP workers no longer wait for the loop thread: an SMTP profile keeps
+up to MaxConnections messages claimed and loaded ahead in the pool's queue
+(`profstate_limit`), and a worker that finishes one starts the next at
+once. The outcomes of a loop turn and the claims of the pass that follows
+are one transaction (`spool_turn`), and the due query reads a covering
+index only. That took W1 from about 3,200 to about 5,000 msg/s on a quiet
+machine (the daemon's CPU per message from about 200 to 150-190 us). What
+is left, by the profile below: the commit per loop turn (WAL frames of the
+messages table and its six indexes, a fifth of the daemon's CPU), curl's
+SMTP state machine with four round trips per message (MAIL, RCPT, DATA,
+"."; libcurl has no PIPELINING), and the sink, the Python thread that
+reads its counter and the daemon sharing two CPUs. `smtp-source` only
+writes a ready file. What would fix more: fewer indexes that change on
+every state change (`messages_state_created`, `messages_state_updated` and
+`messages_area_state_created` serve `status`, `list` and `purge`), or a
+short linger so that one commit carries the outcomes of several turns.""",
     "delivery_big": """\
-For W2 and W3 the time is on the worker threads, building the MIME stream
-(base64 of the attachment and its CRLF re-check), copying it through
-curl's upload buffer, and reading the attachment blob. Each blob read opens
-the blob anew, so that no read transaction spans a network wait, and SQLite
-then walks the blob's chain of overflow pages from the start. Reads of
-about 256 KiB keep the number of walks small, but they still cost `pread`
-copies. The raw limit sends a file that is already encoded. What would fix
-it: skip the CRLF check for the encoder's own output, which is CRLF by
-construction; set `CURLOPT_UPLOAD_BUFFERSIZE` to 512 KiB; keep the blob
-open while sending one chunk of several hundred KiB, so that it is read
-with a single walk; or store the encoded attachment once at enqueue and
-stream it as stored.""",
+For W2 and W3 the time is on the worker threads. Since 2026-12-05 base64 is
+a pair-table encoder writing whole lines straight into curl's buffer, the
+encoder's own output is not re-checked for bare CR/LF, attachments are read
+1 MiB at a time (5 blob walks for 5 MiB), and curl's upload buffer is sized
+so that its per-read dot-stuffing scratch block stays below the mmap
+threshold: W3 went from about 34 to 12 ms of CPU per message, W2 from 1.5
+to 0.8 ms. What is left: curl's byte-by-byte dot-stuffing copy (a quarter
+of W3; libcurl 7.88 cannot turn it off), the blob `pread`s and the walks of
+the overflow-page chain (another quarter), and the kernel's TCP send. The
+raw limit sends a file that is already encoded. What would fix more:
+storing the encoded attachment at enqueue (a schema change), or sending
+the body without curl's SMTP upload path.""",
     "e2e": """\
-End to end is bounded by the submitters, not the daemon (the submission
-alone runs at about the same rate as the whole). One `mailspool enqueue`
-costs about 26 ms on this machine against 6 ms for `mailspool --version`
-(`strace -r`, 100 runs): process start, the configuration and opening the
-spool (schema read, PRAGMAs) are about 1 ms together; the rest is two
-syncs under the spool's write lock: the commit's fdatasync of the WAL
-(synchronous=FULL, the durability contract, stays) and an fsync of the
-spool's directory that SQLite's unix VFS does on the first sync of every
-connection that opened the WAL with O_CREAT, i.e. once per CLI process.
-Four submitters queue behind each other's syncs. What would fix it: a VFS
-shim that opens an existing WAL without O_CREAT (no directory sync, which
-only matters for a new file), and a submission path through the running
-daemon so that several producers share one commit; for producers that can,
-the C API with a long-lived connection (figure 5).""",
+End to end is bounded by the submitters: the submission alone runs at the
+same rate as the whole. On this 2-CPU machine one `mailspool enqueue`
+costs about 1.8 ms of CPU: a do-nothing C program linked against
+libsqlite3 already costs 0.85 ms (exec, page faults, glibc's start-up,
+mapping SQLite), SQLite's schema parse on the first statement 0.15-0.2 ms,
+the commit about 0.2 ms (11 WAL frames: the messages table, its six
+indexes, the recipients table and index, then one fdatasync:
+synchronous=FULL is the durability contract and stays). The daemon adds
+about 0.4 ms per message arriving one at a time (a claim and an outcome
+commit each, and waits for the producers' write lock), the sink 0.07 ms:
+about 2.3 ms per message, a ceiling near 900 msg/s on two CPUs before any
+waiting. Done on 2026-12-05: the directory fsync that SQLite did once per
+process is gone (`spool/spool_vfs.c` opens an existing WAL without
+O_CREAT), a busy handler that sleeps 0.1-1 ms instead of SQLite's 1-25 ms
+steps, and a C submit driver instead of Python threads. What would reach
+1,050 with one process per message: a submission path that spares each
+process the schema parse and its own commit (handing the message to the
+running daemon, which commits several producers' messages at once), which
+the SPEC's "producers write the spool" model does not have today. For
+producers that can, the C API with a long-lived connection (figure 5)
+already does 3,000-4,500 msg/s.""",
     "graph": """\
 Graph transfers run on the loop thread's CURLM, four at a time per
 application, and every message is a TLS HTTP/1.1 request with a JSON body
-built with cJSON (base64 for attachments). Outcomes and claims are group
-committed as for SMTP, but Graph completions arrive one per socket event,
-so the batches are mostly of one and the figure did not move. The fake
-itself is Python: its own ceiling, measured with curl replaying the exact
-request, is printed next to the figure. What would fix it: HTTP/2
-multiplexing on one connection, building the JSON body into one buffer
-without cJSON's tree, and moving the JSON/TLS work off the loop thread.""",
+built with cJSON (base64 for attachments). The fake itself is Python: its
+own ceiling, measured with curl replaying the exact request, is printed
+next to the figure, and on two CPUs the fake and the daemon share them.
+What would fix more: HTTP/2 multiplexing on one connection, building the
+JSON body into one buffer without cJSON's tree, and moving the JSON/TLS
+work off the loop thread.""",
     "wake": """\
 The wake-up comes from inotify on the spool directory; the event arrives
 before the commit is visible (WAL frames are written, synced, and only then
 published through the -shm index, which raises no event), so the daemon
 re-checks in a short chain of settle passes (1, 3, 10, 30, 100 ms). A p99
-above target means the producer's sync took longer than the early steps.""",
+above target means the producer's sync took longer than the early steps,
+or another job on the machine held the CPU.""",
     "memory": """\
-Peak RSS is dominated by SQLite's page cache (2 MB per connection: the loop
-thread's and one read-only connection per SMTP worker), libcurl/OpenSSL
-state and the per-worker MIME buffers.""",
+Peak RSS is the loop thread's SQLite page cache (2 MB), the read-only
+connections of the SMTP workers (256 KiB cache each, opened by a worker at
+its first message with attachments, so an idle daemon has none),
+libcurl/OpenSSL state and the MIME read buffers of the messages in transfer
+(1 MiB per attachment being sent). mailspoold fixes glibc's mmap threshold
+at 256 KiB (and the trim threshold at 1 MiB), so that those buffers go back
+to the system after each message instead of staying in every worker's
+arena.""",
 }
 
 
@@ -401,8 +412,9 @@ def document(b, rs, profs):
         "How each figure is taken:",
         "",
         "1. Delivery: the spool is pre-filled through the C API, `mailspoold` is started "
-        "(max_connections = MaxConnections = %d, one anonymous SMTP profile) and the clock "
-        "runs from its start until `smtp-sink` has counted all N messages." % B.SMTP_CONNS,
+        "(one anonymous SMTP profile with MaxConnections = %d, `[daemon] max_connections` "
+        "at its default of 16, as an operator would run it) and the clock runs from its "
+        "start until `smtp-sink` has counted all N messages." % B.SMTP_CONNS,
         "2. Raw limit: `smtp-source -s 4 -d -m N -F FILE` sends the message mailspool would "
         "send (its `render` output) to the same kind of sink.",
         "3. Postfix null client: only when Postfix is installed (`/usr/sbin/postfix` and "
@@ -426,11 +438,12 @@ def document(b, rs, profs):
         "has all N; the queue must then be empty and the log must say `status=sent` N "
         "times. The mailspool column is mailspool's figure 4 divided by Postfix's, both "
         "from the same run." % (B.SMTP_CONNS, B.SMTP_CONNS),
-        "4. End to end: the daemon runs idle, then 4 threads run `mailspool enqueue` (one "
-        "process per message, like `sendmail`) until all N are submitted; the clock stops "
-        "when the sink has all N.",
+        "4. End to end: the daemon runs idle, then `bench_submit` (a small C driver, "
+        "posix_spawn) runs `mailspool enqueue` 4 at a time, one process per message like "
+        "`sendmail`, until all N are submitted; the clock stops when the sink has all N.",
         "5. Enqueue: `bench_fill` (C API, one transaction each, synchronous=FULL) and "
-        "sequential `mailspool enqueue` processes.",
+        "`mailspool enqueue` processes one after another (`bench_submit 1`), no daemon "
+        "running.",
         "6. Wake latency: idle daemon; `bench_fill wake` enqueues one message at a time and "
         "prints CLOCK_MONOTONIC right after the commit; the sink's counter line gives the "
         "arrival time.",
