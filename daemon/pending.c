@@ -5,8 +5,8 @@
  * error, a lock held too long), kept and written again every second.
  *
  * Owns: the copies of such outcomes (state, next attempt, reason, attempt
- * rows) until spool_finish_many / spool_finish takes them, the zero-timeout
- * event that writes the batch, and the log lines about refused outcomes.
+ * rows) until spool_finish_many / spool_finish takes them, the linger
+ * timer that writes the batch, and the log lines about refused outcomes.
  * Never: decides an outcome (delivery.c does) or touches a message that is
  * not still "sending" (the spool checks the state).
  *
@@ -14,12 +14,13 @@
  * fsync and the WAL frames of the messages table and its indexes) is most of
  * the loop thread's time under load. All outcomes decided before the loop
  * turns (the SMTP pool hands finished jobs over in bursts) are written in one
- * transaction by an event made active by the first of them; it runs in the
- * same loop iteration, after the callbacks already active, unless a scheduler
- * pass in between takes the batch into its claim transaction (pending_claim).
- * Until it commits
- * the rows stay "sending": a crash in that window requeues them at the next
- * start, as for a transfer in flight (at-least-once, never lost).
+ * transaction, usually the claim transaction of the scheduler pass that the
+ * first of them kicks (pending_claim). When no pass claims anything, a timer
+ * armed by the first of them writes the batch PENDING_LINGER_US later; until
+ * then further outcomes join it and a pass that does claim takes it along.
+ * Until it commits the rows stay "sending": a crash in that window requeues
+ * them at the next start, as for a transfer in flight (at-least-once, never
+ * lost; the window is a few milliseconds longer than the transfer itself).
  *
  * Without the retry list, a message whose outcome failed to commit stayed
  * "sending" until the next restart, which then sent it again.
@@ -62,6 +63,10 @@ static void pending_free_one(struct pending *p)
 }
 
 static void pending_write_batch(struct daemon *d);
+
+/* Long enough to share a commit with the claims of the next pass under load
+ * (a few per millisecond), short next to any transfer. */
+#define PENDING_LINGER_US 5000
 
 /* The list as the spool's outcome records (pointing into the list). */
 static struct spool_outcome *pending_outcomes(const struct pending *list, size_t *n)
@@ -113,8 +118,10 @@ void pending_add(struct daemon *d, int64_t id, enum msg_state st, int64_t next, 
     sched_kick(d);
     if (d->ev_batch == NULL && d->base && !d->batch_detached)
         d->ev_batch = event_new(d->base, -1, 0, pending_batch_cb, d);
-    if (d->ev_batch)
-        event_active(d->ev_batch, 0, 0); /* no-op when already active */
+    if (d->ev_batch && !evtimer_pending(d->ev_batch, NULL)) {
+        struct timeval tv = {0, PENDING_LINGER_US};
+        evtimer_add(d->ev_batch, &tv);
+    }
 }
 
 static int pending_write1(struct daemon *d, struct pending *p, struct err *e)

@@ -94,17 +94,19 @@ int64_t profstate_next_slot(struct daemon *d, const struct profile *p, int64_t m
 
 /*
  * Deliveries a profile may have at once: MaxConnections transfers, and for
- * SMTP as many again claimed and loaded, queued in the pool, which starts
- * each the moment a connection frees (at most MaxConnections run at once)
- * instead of after a loop turn that records the last outcome and claims the
- * next. Not with a RateLimit (a queued message would count as started before
+ * SMTP twice as many again claimed and loaded, queued in the pool, which
+ * starts each the moment a connection frees (at most MaxConnections run at
+ * once) instead of after a loop turn that records the last outcome and claims
+ * the next. Twice: the scheduler refills the look-ahead a whole batch of
+ * MaxConnections at a time (sched.c), and the queue must not run dry while
+ * it waits for that batch. Not with a RateLimit (a queued message would count as started before
  * it starts) and not for Graph (its transfers run on the loop thread).
  */
 int profstate_limit(const struct profile *p)
 {
     int n = p->max_connections;
     if (p->transport != TRANSPORT_GRAPH && p->rate_limit == 0)
-        n *= 2;
+        n *= 3;
     return n;
 }
 

@@ -30,24 +30,36 @@ struct sched_filter {
     int room;
 };
 
+/* A profile takes part in this phase's query: it has room, and in the
+ * look-ahead phase room for a whole batch of MaxConnections (so that one
+ * claim transaction refills several slots, not one per completion). */
+static bool sched_open(struct daemon *d, const struct profile *p, int64_t mono, bool ahead)
+{
+    if (!profstate_available(d, p, mono, ahead))
+        return false;
+    int lim = ahead ? profstate_limit(p) : p->max_connections;
+    int batch = ahead ? p->max_connections : 1;
+    return lim - profstate_get(d, p->name)->active >= batch;
+}
+
 static void sched_filter_build(struct daemon *d, int64_t mono, bool ahead, struct sched_filter *f)
 {
     const struct config *c = d->cfg->cfg;
     const struct area *star = config_area_find(c, NULL);
-    f->only = star != NULL && !profstate_available(d, star->profile, mono, ahead);
+    f->only = star != NULL && !sched_open(d, star->profile, mono, ahead);
     f->v = xcalloc(c->nareas + 1, sizeof *f->v);
     f->n = 0;
     for (size_t i = 0; i < c->nareas; i++) {
         const struct area *a = &c->areas[i];
         if (a == star)
             continue;
-        if (profstate_available(d, a->profile, mono, ahead) == f->only)
+        if (sched_open(d, a->profile, mono, ahead) == f->only)
             f->v[f->n++] = a->name;
     }
     f->room = 0;
     for (size_t i = 0; i < c->nprofiles; i++) {
         const struct profile *p = &c->profiles[i];
-        if (profstate_available(d, p, mono, ahead)) {
+        if (sched_open(d, p, mono, ahead)) {
             int lim = ahead ? profstate_limit(p) : p->max_connections;
             f->room += lim - profstate_get(d, p->name)->active;
         }

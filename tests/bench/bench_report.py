@@ -25,11 +25,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIXES = {
     "delivery": """\
 The SMTP workers no longer wait for the loop thread: an SMTP profile keeps
-up to MaxConnections messages claimed and loaded ahead in the pool's queue
-(`profstate_limit`), and a worker that finishes one starts the next at
-once. The outcomes of a loop turn and the claims of the pass that follows
-are one transaction (`spool_turn`), and the due query reads a covering
-index only. That took W1 from about 3,200 to about 5,000 msg/s on a quiet
+up to twice MaxConnections messages claimed and loaded ahead in the pool's
+queue (`profstate_limit`), refilled a batch of MaxConnections at a time, and
+a worker that finishes one starts the next at once. Outcomes wait up to
+5 ms to share the claim transaction of the next batch (`spool_turn`), and
+the due query reads a covering index only. That took W1 from about 3,200 to about 5,000 msg/s on a quiet
 machine (the daemon's CPU per message from about 200 to 150-190 us). What
 is left, by the profile below: the commit per loop turn (WAL frames of the
 messages table and its six indexes, a fifth of the daemon's CPU), curl's
@@ -38,8 +38,8 @@ SMTP state machine with four round trips per message (MAIL, RCPT, DATA,
 reads its counter and the daemon sharing two CPUs. `smtp-source` only
 writes a ready file. What would fix more: fewer indexes that change on
 every state change (`messages_state_created`, `messages_state_updated` and
-`messages_area_state_created` serve `status`, `list` and `purge`), or a
-short linger so that one commit carries the outcomes of several turns.""",
+`messages_area_state_created` serve `status`, `list` and `purge`), and
+sending on the worker threads with less of curl's per-message machinery.""",
     "delivery_big": """\
 For W2 and W3 the time is on the worker threads. Since 2026-12-05 base64 is
 a pair-table encoder writing whole lines straight into curl's buffer, the
