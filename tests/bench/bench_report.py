@@ -76,14 +76,21 @@ the SPEC's "producers write the spool" model does not have today. For
 producers that can, the C API with a long-lived connection (figure 5)
 already does 3,000-4,500 msg/s.""",
     "graph": """\
-Graph transfers run on the loop thread's CURLM, four at a time per
-application, and every message is a TLS HTTP/1.1 request with a JSON body
-built with cJSON (base64 for attachments). The fake itself is Python: its
-own ceiling, measured with curl replaying the exact request, is printed
-next to the figure, and on two CPUs the fake and the daemon share them.
-What would fix more: HTTP/2 multiplexing on one connection, building the
-JSON body into one buffer without cJSON's tree, and moving the JSON/TLS
-work off the loop thread.""",
+Graph transfers run on the loop thread's CURLM, four requests at a time per
+application, each a TLS HTTP/1.1 request with a JSON body built with cJSON.
+The fake is Python and shares the two CPUs with the daemon; its own ceiling
+(curl replaying the exact request, printed next to the figure) moved
+between about 880 and 1,410 msg/s in the runs of 2026-12-05, and the figure
+with it (about 650 to 1,390 msg/s: met in half of the full runs). In the
+profile the loop thread spends about two fifths of its time in one commit
+per message: Graph completions arrive one per socket event, and each frees
+one slot, which the scheduler refills at once with one claim (Graph
+profiles do not claim ahead, see docs/ARCHITECTURE.md). What would fix it:
+claiming ahead for Graph too (runs waiting in the application's queue, as
+SMTP jobs wait in the pool), which needs a graceful stop to return the runs
+that sent nothing yet and is only right when MaxConnections is at least 4
+(Microsoft's limit per application, which the queue enforces); then HTTP/2
+multiplexing and building the JSON body without cJSON's tree.""",
     "wake": """\
 The wake-up comes from inotify on the spool directory; the event arrives
 before the commit is visible (WAL frames are written, synced, and only then
