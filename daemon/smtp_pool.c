@@ -3,16 +3,19 @@
  * cache, and the hand-off of finished jobs to the loop thread.
  *
  * Owns: N pthreads each running one job at a time (curl_easy_perform, which
- * blocks on the reply to "."), a FIFO of submitted jobs and a FIFO of finished
- * ones (one mutex), the count of running jobs per profile name (a queued job
- * starts only while its profile runs fewer than MaxConnections: the scheduler
- * queues a few jobs ahead, so that a worker that finishes one starts the next
- * at once instead of waiting for the loop thread to record, claim and load), an eventfd that a
- * persistent libevent EV_READ event on the loop's base watches, idle easy handles keyed by profile
- * name + fingerprint (a cached handle keeps its SMTP connection open for the next message), and one
- * read-only spool connection per worker for attachment blobs. Never: runs done() anywhere but on
- * the loop thread (or in smtp_pool_free on the caller's thread); calls libevent from a worker
- * (workers only write to the eventfd); lets a QUIT to a silent server block the loop thread.
+ * blocks on the reply to "."), a FIFO of submitted jobs and a FIFO of
+ * finished ones (one mutex), the count of running jobs per profile name (a
+ * queued job starts only while its profile runs fewer than MaxConnections:
+ * the scheduler queues jobs ahead, so that a worker that finishes one starts
+ * the next at once instead of waiting for the loop thread to record, claim
+ * and load), an eventfd that a persistent libevent EV_READ event on the
+ * loop's base watches, idle easy handles keyed by profile name + fingerprint
+ * (a cached handle keeps its SMTP connection open for the next message), and
+ * one read-only spool connection per worker for attachment blobs, opened by
+ * the worker at its first message with attachments.
+ * Never: runs done() anywhere but on the loop thread (or in smtp_pool_free on
+ * the caller's thread); calls libevent from a worker (workers only write to
+ * the eventfd); lets a QUIT to a silent server block the loop thread.
  */
 #include "smtp.h"
 #include "smtp_xfer.h"
