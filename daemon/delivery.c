@@ -214,16 +214,21 @@ void delivery_finish(struct delivery *dl, const struct outcome *o)
     delivery_end(dl);
 }
 
+/* Claimed ahead, never begun (shutdown): back to the queue as it was, no
+ * attempt row, no attempt counted, its last error kept. */
+static void delivery_return_unstarted(struct delivery *dl)
+{
+    pending_add(dl->d, dl->id, MSG_QUEUED, now_s_wall(), false, dl->msg->last_error, NULL, 0);
+    log_event(dl->d->log, LL_DEBUG, "requeued", "id=%lld area=%q reason=%q", (long long)dl->id,
+              dl->msg->area, "claimed ahead, not started before shutdown");
+    delivery_end(dl);
+}
+
 static void delivery_smtp_done(struct smtp_job *job, void *arg)
 {
     struct delivery *dl = arg;
     if (job->unstarted) {
-        /* Claimed ahead, never begun (shutdown): back to the queue as it was,
-         * no attempt row, no attempt counted, its last error kept. */
-        pending_add(dl->d, dl->id, MSG_QUEUED, now_s_wall(), false, dl->msg->last_error, NULL, 0);
-        log_event(dl->d->log, LL_DEBUG, "requeued", "id=%lld area=%q reason=%q", (long long)dl->id,
-                  dl->msg->area, "claimed ahead, not started before shutdown");
-        delivery_end(dl);
+        delivery_return_unstarted(dl);
         return;
     }
     struct smtp_result r = {
@@ -257,6 +262,10 @@ static void delivery_graph_draft(struct graph_job *job, const char *draft_id, vo
 static void delivery_graph_done(struct graph_job *job, void *arg)
 {
     struct delivery *dl = arg;
+    if (job->unstarted) {
+        delivery_return_unstarted(dl);
+        return;
+    }
     struct graph_result r = {
         .curl_code = job->curl_code,
         .http_status = job->http_status,

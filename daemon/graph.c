@@ -179,6 +179,7 @@ static void run_start(struct graph_run *r)
     r->req->cb = run_req_done;
     r->req->owner = r;
     r->state = RS_FLIGHT;
+    r->begun = true;
     struct err e = {0};
     if (graph_xfer_start(g->xfer, r->req, &tls, token, &e) != 0) {
         r->req->curl_code = CURLE_FAILED_INIT;
@@ -391,6 +392,20 @@ void graph_submit(struct graph *g, struct graph_job *job)
     r->state = RS_NEW;
     q_push(&g->new_head, &g->new_tail, r);
     event_active(g->ev_work, 0, 0);
+}
+
+void graph_cancel_unstarted(struct graph *g)
+{
+    if (g == NULL)
+        return;
+    for (struct graph_run *r = g->runs; r; r = r->next) {
+        if (r->job == NULL || r->begun ||
+            (r->state != RS_NEW && r->state != RS_TOKEN && r->state != RS_SLOT))
+            continue;
+        r->job->aborted = true;
+        r->job->unstarted = true;
+        graph_run_complete(r);
+    }
 }
 
 void graph_abort(struct graph *g)

@@ -26,6 +26,10 @@
 struct event_base;
 struct graph;
 
+/* Microsoft's limit of concurrent requests per application (Graph throttling
+ * limits); the transport queues what exceeds it. */
+#define GRAPH_MAX_INFLIGHT 4
+
 struct graph_job {
     /* ---- input (loop thread; kept alive by the caller until done) ---- */
     const struct profile *profile;
@@ -50,6 +54,7 @@ struct graph_job {
     bool token_request;
     bool draft_path;
     bool aborted;
+    bool unstarted; /* graph_cancel_unstarted() returned it before any request */
     int64_t bytes;
     int64_t duration_ms;
 };
@@ -57,6 +62,10 @@ struct graph_job {
 struct graph *graph_new(struct event_base *base, struct log *log, struct err *e);
 void graph_free(struct graph *g);
 void graph_submit(struct graph *g, struct graph_job *job);
+/* For a graceful stop: completes every job that has not sent a request yet
+ * (waiting for a token or for a slot of its application) with aborted=true
+ * and unstarted=true; jobs with a request out or done go on. */
+void graph_cancel_unstarted(struct graph *g);
 /* Drops the cached token of a profile (reload changed it). */
 void graph_forget_profile(struct graph *g, const char *profile_name);
 /* Wall-clock expiry of the cached token of a profile, 0 when none. */

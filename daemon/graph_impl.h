@@ -23,7 +23,6 @@
 
 /* Microsoft's documented limits (Graph throttling limits, Outlook service
  * limits, "Attach large files to Outlook messages"). */
-#define GRAPH_MAX_INFLIGHT 4          /* concurrent requests per application */
 #define GRAPH_MAX_RECIPIENTS 500      /* Exchange Online recipients per message */
 #define GRAPH_REQUEST_LIMIT 4000000   /* a Graph request body must stay under 4 MB */
 #define GRAPH_UPLOAD_MIN (3 << 20)    /* attachments from 3 MB go through upload sessions */
@@ -214,6 +213,7 @@ struct graph_run {
     char *upload_url; /* pre-authenticated: a secret */
     struct graph_req *req;
     bool retried_401, restarted_upload;
+    bool begun; /* a request of this run went out (graph_cancel_unstarted) */
     bool slot;  /* holds one of its application's GRAPH_MAX_INFLIGHT slots */
     int tries;  /* GS_DEL_SENT attempts */
     int chunks; /* PUTs for the current attachment: bounded */

@@ -56,6 +56,8 @@ void lifecycle_stop(struct daemon *d)
      * only transfers already under way get shutdown_timeout to finish. */
     if (d->smtp)
         smtp_pool_cancel_queued(d->smtp);
+    if (d->graph)
+        graph_cancel_unstarted(d->graph);
     log_event(d->log, LL_INFO, "stop", "inflight=%d timeout=%llds", d->ninflight,
               (long long)d->cfg->cfg->shutdown_timeout);
     if (d->ninflight > 0) {

@@ -7,6 +7,7 @@
  * Never: decides what a failure means (outcome.c) or claims messages (sched.c).
  */
 #include "daemon.h"
+#include "graph.h"
 #include "xmalloc.h"
 
 #include <stdlib.h>
@@ -99,15 +100,19 @@ int64_t profstate_next_slot(struct daemon *d, const struct profile *p, int64_t m
  * once) instead of after a loop turn that records the last outcome and claims
  * the next. Twice: the scheduler refills the look-ahead a whole batch of
  * MaxConnections at a time (sched.c), and the queue must not run dry while
- * it waits for that batch. Not with a RateLimit (a queued message would count as started before
- * it starts) and not for Graph (its transfers run on the loop thread).
+ * it waits for that batch. Graph the same, its runs waiting in their
+ * application's queue (at most GRAPH_MAX_INFLIGHT requests in flight), so
+ * only where MaxConnections is at least that. Not with a RateLimit (a queued
+ * message would count as started before it starts).
  */
 int profstate_limit(const struct profile *p)
 {
     int n = p->max_connections;
-    if (p->transport != TRANSPORT_GRAPH && p->rate_limit == 0)
-        n *= 3;
-    return n;
+    if (p->rate_limit != 0)
+        return n;
+    if (p->transport != TRANSPORT_GRAPH)
+        return 3 * n;
+    return n >= GRAPH_MAX_INFLIGHT ? n + 2 * GRAPH_MAX_INFLIGHT : n;
 }
 
 bool profstate_available(struct daemon *d, const struct profile *p, int64_t mono, bool ahead)

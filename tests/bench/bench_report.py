@@ -78,19 +78,19 @@ already does 3,000-4,500 msg/s.""",
     "graph": """\
 Graph transfers run on the loop thread's CURLM, four requests at a time per
 application, each a TLS HTTP/1.1 request with a JSON body built with cJSON.
-The fake is Python and shares the two CPUs with the daemon; its own ceiling
-(curl replaying the exact request, printed next to the figure) moved
-between about 880 and 1,410 msg/s in the runs of 2026-12-05, and the figure
-with it (about 650 to 1,390 msg/s: met in half of the full runs). In the
-profile the loop thread spends about two fifths of its time in one commit
-per message: Graph completions arrive one per socket event, and each frees
-one slot, which the scheduler refills at once with one claim (Graph
-profiles do not claim ahead, see docs/ARCHITECTURE.md). What would fix it:
-claiming ahead for Graph too (runs waiting in the application's queue, as
-SMTP jobs wait in the pool), which needs a graceful stop to return the runs
-that sent nothing yet and is only right when MaxConnections is at least 4
-(Microsoft's limit per application, which the queue enforces); then HTTP/2
-multiplexing and building the JSON body without cJSON's tree.""",
+Since 2026-12-05 a Graph profile with MaxConnections of at least 4 and no
+RateLimit claims ahead like SMTP (runs wait in the application's queue and
+start the moment a request completes; about +12 % on W1). The fake is
+Python and shares the two CPUs with the daemon; its own ceiling (curl
+replaying the exact request, printed next to the figure, without the
+daemon's start-up and token request in its time) moved between about 880
+and 1,410 msg/s in the runs of 2026-12-05, and the figure with it (about
+650 to 1,390 msg/s). In the profile the loop thread's time is the commits
+(Graph completions arrive one per socket event, so batches stay small),
+curl's multi socket handling and TLS, and building the JSON body. What
+would fix more: HTTP/2 multiplexing on one connection, building the JSON
+body without cJSON's tree, and moving the JSON/TLS work off the loop
+thread.""",
     "wake": """\
 The wake-up comes from inotify on the spool directory; the event arrives
 before the commit is visible (WAL frames are written, synced, and only then

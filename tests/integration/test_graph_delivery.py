@@ -119,6 +119,34 @@ def test_fifty_messages_one_token_four_in_flight(graph_fake, certs, tmp_path, da
     assert_no_secrets_in_log(d, graph_fake)
 
 
+def test_graceful_stop_returns_graph_messages_claimed_ahead(graph_fake, certs, tmp_path,
+                                                           daemons):
+    # MaxConnections = 4 and no RateLimit: four requests held at the fake, more
+    # messages claimed ahead and waiting for a slot of the application. A stop
+    # lets the four finish and returns the waiting ones untouched.
+    d = start_daemon(daemons, tmp_path, graph_profile(
+        graph_fake, certs, extra="RateLimit = 0\nMaxConnections = 4"),
+        daemon={"shutdown_timeout": "30s"})
+    graph_fake.hold(True)
+    ids = enqueue_many(d, 10)
+    wait_for(lambda: graph_fake.inflight("graph") == 4, timeout=60, what="4 held requests")
+    wait_for(lambda: list(d.states().values()).count("sending") > 4, timeout=30,
+             what="messages claimed ahead")
+    d.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "stop" in d.events(), timeout=30, what="the stop line")
+    graph_fake.hold(False)
+    assert d.proc.wait(timeout=60) == 0
+    states = d.states()
+    sent = [i for i in ids if states[i] == "sent"]
+    assert len(sent) == 4
+    assert len(graph_fake.wait_for_messages(4)) == 4
+    for i in ids:
+        if states[i] != "sent":
+            assert states[i] == "queued"
+            assert d.message(i)["attempts"] == 0
+            assert d.attempts(i) == []
+
+
 def test_application_budget_shared_by_profiles(graph_fake, certs, tmp_path, daemons):
     graph_fake.add_mailbox("billing@airport.example")
     graph_fake.settings(graph_delay=0.2)
