@@ -222,9 +222,24 @@ void graph_send_token_ready(struct graph_run *r)
 
 /* ---- runs -------------------------------------------------------------------- */
 
+/* {365GraphHost}/v1.0/users/{FromAddress}, the address percent-encoded except
+ * its "@", which a path segment may carry as it is (RFC 3986, 3.3: pchar) and
+ * which Microsoft's own examples write so (/users/{userPrincipalName}). */
 char *graph_users_url(const char *graph_host, const char *from)
 {
     char *esc = curl_easy_escape(NULL, from ? from : "", 0);
+    if (esc) {
+        char *w = esc;
+        for (const char *r = esc; *r; w++) {
+            if (strncmp(r, "%40", 3) == 0) {
+                *w = '@';
+                r += 3;
+            } else {
+                *w = *r++;
+            }
+        }
+        *w = '\0';
+    }
     char *u = xasprintf("%s/v1.0/users/%s", graph_host, esc ? esc : "");
     curl_free(esc);
     return u;

@@ -400,6 +400,18 @@ static void test_jwt_roles(void **state)
     assert_int_equal(graph_json_jwt_roles("a.!!!.b", &roles), -1);
 }
 
+/* The mailbox in the path: percent-encoded, but "@" as it is (RFC 3986 pchar). */
+static void test_users_url(void **state)
+{
+    (void)state;
+    char *u = graph_users_url("https://graph.example", "ppr@airport.example");
+    assert_string_equal(u, "https://graph.example/v1.0/users/ppr@airport.example");
+    free(u);
+    u = graph_users_url("https://graph.example", "a+b/c%40 d@x.example");
+    assert_string_equal(u, "https://graph.example/v1.0/users/a%2Bb%2Fc%2540%20d@x.example");
+    free(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +425,7 @@ int main(void)
         cmocka_unit_test(test_parse_token),
         cmocka_unit_test(test_parse_ids),
         cmocka_unit_test(test_jwt_roles),
+        cmocka_unit_test(test_users_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
