@@ -30,40 +30,34 @@ struct sched_filter {
     int room;
 };
 
-/* A profile takes part in this phase's query: it has room, and in the
- * look-ahead phase room for a whole batch of MaxConnections (so that one
- * claim transaction refills several slots, not one per completion). */
-static bool sched_open(struct daemon *d, const struct profile *p, int64_t mono, bool ahead)
+/* Deliveries profile p can still take in this phase, 0 when it takes no part
+ * in the query: unavailable (suspended, RateLimit), full, or, in the
+ * look-ahead phase, without room for a whole batch of MaxConnections (so that
+ * one claim transaction refills several slots, not one per completion). */
+static int sched_room(struct daemon *d, const struct profile *p, int64_t mono, bool ahead)
 {
     if (!profstate_available(d, p, mono, ahead))
-        return false;
-    int lim = ahead ? profstate_limit(p) : p->max_connections;
-    int batch = ahead ? p->max_connections : 1;
-    return lim - profstate_get(d, p->name)->active >= batch;
+        return 0;
+    int room =
+        (ahead ? profstate_limit(p) : p->max_connections) - profstate_get(d, p->name)->active;
+    return room >= (ahead ? p->max_connections : 1) ? room : 0;
 }
 
 static void sched_filter_build(struct daemon *d, int64_t mono, bool ahead, struct sched_filter *f)
 {
     const struct config *c = d->cfg->cfg;
     const struct area *star = config_area_find(c, NULL);
-    f->only = star != NULL && !sched_open(d, star->profile, mono, ahead);
+    f->only = star != NULL && sched_room(d, star->profile, mono, ahead) == 0;
     f->v = xcalloc(c->nareas + 1, sizeof *f->v);
     f->n = 0;
     for (size_t i = 0; i < c->nareas; i++) {
         const struct area *a = &c->areas[i];
-        if (a == star)
-            continue;
-        if (sched_open(d, a->profile, mono, ahead) == f->only)
+        if (a != star && (sched_room(d, a->profile, mono, ahead) > 0) == f->only)
             f->v[f->n++] = a->name;
     }
     f->room = 0;
-    for (size_t i = 0; i < c->nprofiles; i++) {
-        const struct profile *p = &c->profiles[i];
-        if (sched_open(d, p, mono, ahead)) {
-            int lim = ahead ? profstate_limit(p) : p->max_connections;
-            f->room += lim - profstate_get(d, p->name)->active;
-        }
-    }
+    for (size_t i = 0; i < c->nprofiles; i++)
+        f->room += sched_room(d, &c->profiles[i], mono, ahead);
 }
 
 /* Arms the timer for the next pass. With every slot taken the next

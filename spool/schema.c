@@ -210,7 +210,8 @@ static int schema_v0_to_v1(struct spool *sp, struct err *e)
 typedef int (*schema_step_fn)(struct spool *sp, struct err *e);
 static const schema_step_fn schema_steps[SCHEMA_VERSION] = {schema_v0_to_v1};
 
-static int schema_read_int(struct spool *sp, const char *sql, int *out, struct err *e)
+/* The first n (at most 2) integer columns of the one row sql returns. */
+static int schema_read_ints(struct spool *sp, const char *sql, int *out, int n, struct err *e)
 {
     sqlite3_stmt *st;
     if (spool_db_prepare(sp, sql, &st, e) != 0)
@@ -221,21 +222,22 @@ static int schema_read_int(struct spool *sp, const char *sql, int *out, struct e
         sqlite3_finalize(st);
         return -1;
     }
-    *out = sqlite3_column_int(st, 0);
+    for (int i = 0; i < n; i++)
+        out[i] = sqlite3_column_int(st, i);
     sqlite3_finalize(st);
     return 0;
 }
 
 static int schema_version(struct spool *sp, int *v, struct err *e)
 {
-    return schema_read_int(sp, "PRAGMA user_version", v, e);
+    return schema_read_ints(sp, "PRAGMA user_version", v, 1, e);
 }
 
 /* Version 0 is an empty file; one with tables is some other application's. */
 static int schema_refuse_foreign(struct spool *sp, struct err *e)
 {
     int n;
-    if (schema_read_int(sp, "SELECT count(*) FROM sqlite_master", &n, e) != 0)
+    if (schema_read_ints(sp, "SELECT count(*) FROM sqlite_master", &n, 1, e) != 0)
         return -1;
     if (n > 0)
         return err_set(e, EX_IOERR,
@@ -289,20 +291,13 @@ int schema_precheck(struct spool *sp, struct err *e)
 {
     /* Version and tables from one snapshot: another opener may be creating
      * the schema right now, and its tables and version 1 commit together. */
-    sqlite3_stmt *st;
-    if (spool_db_prepare(sp,
+    int vn[2];
+    if (schema_read_ints(sp,
                          "SELECT (SELECT user_version FROM pragma_user_version),"
                          " (SELECT count(*) FROM sqlite_master)",
-                         &st, e) != 0)
+                         vn, 2, e) != 0)
         return -1;
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        spool_db_fail(sp, rc, "reading the schema version", e);
-        sqlite3_finalize(st);
-        return -1;
-    }
-    int v = sqlite3_column_int(st, 0), n = sqlite3_column_int(st, 1);
-    sqlite3_finalize(st);
+    int v = vn[0], n = vn[1];
     if (v > SCHEMA_VERSION)
         return schema_refuse(sp, v, e);
     return v == 0 && n > 0 ? schema_refuse_foreign(sp, e) : 0;

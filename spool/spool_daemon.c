@@ -246,21 +246,19 @@ int spool_turn(struct spool *sp, const struct spool_outcome *v, size_t nv, const
         return 0;
     if (spool_db_begin(sp, e) != 0)
         return -1;
-    for (size_t i = 0; i < nv; i++)
-        if (spool_finish_one(sp, &v[i], e) != 0)
-            goto fail;
-    if (spool_claim_in_tx(sp, ids, n, claimed, e) != 0)
-        goto fail;
-    if (spool_db_commit(sp, e) == 0)
-        return 0;
-    /* The commit failed: nothing was written, nothing claimed. */
-    for (size_t i = 0; i < n; i++)
+    int rc = 0;
+    for (size_t i = 0; i < nv && rc == 0; i++)
+        rc = spool_finish_one(sp, &v[i], e);
+    if (rc == 0)
+        rc = spool_claim_in_tx(sp, ids, n, claimed, e);
+    if (rc == 0)
+        rc = spool_db_commit(sp, e); /* rolls back when it fails */
+    else
+        spool_db_rollback(sp);
+    /* On failure nothing was written and nothing claimed. */
+    for (size_t i = 0; rc != 0 && i < n; i++)
         claimed[i] = false;
-    return -1;
-fail:
-    for (size_t i = 0; i < n; i++)
-        claimed[i] = false;
-    return spool_db_rollback(sp);
+    return rc;
 }
 
 int spool_claim_many(struct spool *sp, const int64_t *ids, size_t n, bool *claimed, struct err *e)
@@ -314,14 +312,7 @@ static int spool_finish_one(struct spool *sp, const struct spool_outcome *o, str
 
 int spool_finish_many(struct spool *sp, const struct spool_outcome *v, size_t n, struct err *e)
 {
-    if (n == 0)
-        return 0;
-    if (spool_db_begin(sp, e) != 0)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (spool_finish_one(sp, &v[i], e) != 0)
-            return spool_db_rollback(sp);
-    return spool_db_commit(sp, e);
+    return spool_turn(sp, v, n, NULL, 0, NULL, e);
 }
 
 int spool_finish(struct spool *sp, int64_t id, enum msg_state new_state, int64_t next_attempt,
