@@ -21,6 +21,7 @@
 
 #include "address.h"
 #include "config.h"
+#include "config_impl.h"
 #include "fuzz_wire.h"
 #include "xmalloc.h"
 
@@ -45,8 +46,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* A word the product prints by itself: a key name ("did you mean
+ * 'max_attempts'?"). A secret spelled like one proves nothing when quoted. */
+static bool fuzz_config_own_word(const char *s)
+{
+    for (int k = 0; k < K_COUNT; k++)
+        if (strcasecmp(s, config_keys[k].name) == 0 ||
+            (config_keys[k].alias && strcasecmp(s, config_keys[k].alias) == 0))
+            return true;
+    return false;
+}
+
 /* The literal values of secret keys that occur exactly once in text and are
- * long enough not to be a common word: any diag quoting one leaks it. */
+ * long enough not to be a common word (nor one of the product's own words):
+ * any diag quoting one leaks it. */
 static size_t fuzz_config_secrets(const char *text, char **out, size_t max)
 {
     size_t n = 0;
@@ -73,7 +86,7 @@ static size_t fuzz_config_secrets(const char *text, char **out, size_t max)
                 char *s = xstrndup(v, vl);
                 const char *first = strstr(text, s);
                 if (first == v && strstr(v + 1, s) == NULL && strncmp(s, "file:", 5) != 0 &&
-                    strncmp(s, "credential:", 11) != 0)
+                    strncmp(s, "credential:", 11) != 0 && !fuzz_config_own_word(s))
                     out[n++] = s;
                 else
                     free(s);
