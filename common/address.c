@@ -20,6 +20,7 @@
 #include "xmalloc.h"
 
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,18 @@ bool utf8_valid(const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
+        /* Mail bodies are mostly ASCII: skip 8 such octets at a time (the
+         * daemon checks every body it loads; octet by octet this was 4% of
+         * its CPU on small messages). memcpy keeps the load aligned-safe. */
+        while (len - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (w & UINT64_C(0x8080808080808080))
+                break;
+            i += 8;
+        }
+        if (i >= len)
+            break;
         size_t n = utf8_seq(p + i, len - i);
         if (n == 0)
             return false;

@@ -239,6 +239,29 @@ static void test_utf8_valid(void **state)
     assert_false(utf8_valid("a\xc3\xa4", 2));
 }
 
+/* The 8-octets-at-a-time ASCII skip: a bad or multi-octet sequence at every
+ * position of a long ASCII run is still seen, and len stays the truth. */
+static void test_utf8_valid_ascii_runs(void **state)
+{
+    (void)state;
+    char s[64];
+    for (size_t pos = 0; pos < 40; pos++) {
+        memset(s, 'a', sizeof s);
+        s[pos] = (char)0x80; /* lone continuation */
+        assert_false(utf8_valid(s, 48));
+        assert_true(utf8_valid(s, pos));
+        memcpy(s + pos, "\xc3\xa4", 2);
+        assert_true(utf8_valid(s, 48));
+        assert_false(utf8_valid(s, pos + 1)); /* cut inside the sequence */
+        memcpy(s + pos, "\xed\xa0\x80", 3);  /* surrogate */
+        assert_false(utf8_valid(s, 48));
+        s[pos] = '\0'; /* NUL is ASCII here; callers reject it where it matters */
+        s[pos + 1] = 'b';
+        s[pos + 2] = 'c';
+        assert_true(utf8_valid(s, 48));
+    }
+}
+
 static void test_header_safe(void **state)
 {
     (void)state;
@@ -269,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_accept_table),  cmocka_unit_test(test_reject_table),
         cmocka_unit_test(test_length_limits), cmocka_unit_test(test_error_names_field),
         cmocka_unit_test(test_utf8_valid),    cmocka_unit_test(test_header_safe),
+        cmocka_unit_test(test_utf8_valid_ascii_runs),
         cmocka_unit_test(test_valid_addr),
     };
     return cmocka_run_group_tests_name("address", tests, NULL, NULL);
