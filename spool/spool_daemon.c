@@ -143,7 +143,8 @@ int spool_next_due(struct spool *sp, int64_t *when, struct err *e)
     *when = 0;
     sqlite3_stmt *st;
     /* Written as ORDER BY ... LIMIT 1 over the exact expression of the index
-     * messages_due_at: one index seek instead of a scan of every queued row. */
+     * messages_queued_due_at (partial: the state term must stay literal): one
+     * index seek instead of a scan of every queued row. */
     if (spool_db_cached(sp,
                         "SELECT max(next_attempt, not_before) FROM messages"
                         " WHERE state = 'queued' ORDER BY max(next_attempt, not_before) LIMIT 1",
@@ -387,7 +388,7 @@ int spool_counts(struct spool *sp, struct spool_counts *out, struct err *e)
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st;
     /* Both queries are answered from indexes (messages_state_created,
-     * messages_deferred), never from the table rows. */
+     * messages_queued_deferred), never from the table rows. */
     if (spool_db_cached(sp, "SELECT state, count(*), min(created) FROM messages GROUP BY state",
                         &st, e) != 0)
         return -1;

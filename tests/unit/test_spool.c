@@ -3,6 +3,7 @@
  * blobs, idempotent refs, nothing written on bad input, the daemon's
  * claim/finish cycle, admin cancel/retry/purge, and refusal of newer,
  * foreign, damaged and non-database files (left untouched). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <unistd.h>
 
 #include "message.h"
@@ -131,39 +133,73 @@ static void test_create(void **state)
     /* A second opener (daemon) sees the same schema and does not redo it. */
     struct spool *d = open_or_fail(f->db, SPOOL_DAEMON);
     spool_close(d);
-    /* The due query reads the covering index alone, never a table row. */
-    assert_int_equal(
-        sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_due_cover'"), 1);
+    /* The scheduler's queries read the partial queued-only indexes: the due
+     * query the covering one alone, never a table row. */
+    static const struct {
+        const char *sql, *plan;
+    } plans[] = {
+        {"SELECT id, area, priority, created, expires FROM messages WHERE state = 'queued' AND"
+         " next_attempt <= 5 AND not_before <= 5 AND area NOT IN ('x')"
+         " ORDER BY priority DESC, next_attempt, id LIMIT 9",
+         "COVERING INDEX messages_queued_due"},
+        {"SELECT max(next_attempt, not_before) FROM messages WHERE state = 'queued'"
+         " ORDER BY max(next_attempt, not_before) LIMIT 1",
+         "INDEX messages_queued_due_at"},
+        {"SELECT count(*) FROM messages WHERE state = 'queued' AND attempts > 0",
+         "INDEX messages_queued_deferred"},
+    };
     sqlite3 *q;
     assert_int_equal(sqlite3_open(f->db, &q), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(q,
-                                        "EXPLAIN QUERY PLAN SELECT id, area, priority, created,"
-                                        " expires FROM messages WHERE state = 'queued' AND"
-                                        " next_attempt <= 5 AND not_before <= 5 AND area NOT IN"
-                                        " ('x') ORDER BY priority DESC, next_attempt, id LIMIT 9",
-                                        -1, &s, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_non_null(
-        strstr((const char *)sqlite3_column_text(s, 3), "COVERING INDEX messages_due_cover"));
-    sqlite3_finalize(s);
+    for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++) {
+        char *sql = xasprintf("EXPLAIN QUERY PLAN %s", plans[i].sql);
+        assert_int_equal(sqlite3_prepare_v2(q, sql, -1, &s, NULL), SQLITE_OK);
+        free(sql);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        const char *plan = (const char *)sqlite3_column_text(s, 3);
+        if (strstr(plan, plans[i].plan) == NULL)
+            fail_msg("query %zu: plan '%s' lacks '%s'", i, plan, plans[i].plan);
+        sqlite3_finalize(s);
+    }
     sqlite3_close(q);
 }
 
-/* A version 1 spool made by an older build (messages_due without the
- * covering columns) gets the covering index from the daemon. */
+/* Version 1 spools made by older builds (the first: messages_due and
+ * messages_area_state; the next: full-width due, due-at and deferred
+ * indexes) get the current indexes from the daemon, and lose the old ones. */
 static void test_old_indexes_upgraded(void **state)
 {
     struct fx *f = *state;
-    spool_close(open_or_fail(f->db, SPOOL_PRODUCER));
-    sql_exec(f->db, "DROP INDEX messages_due_cover;"
-                    "CREATE INDEX messages_due ON messages (state, priority DESC, next_attempt);");
-    f->sp = open_or_fail(f->db, SPOOL_DAEMON);
-    assert_int_equal(
-        sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_due_cover'"), 1);
-    assert_int_equal(
-        sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'messages_due'"), 0);
-    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 1);
+    static const char *const older[] = {
+        "DROP INDEX messages_queued_due; DROP INDEX messages_queued_due_at;"
+        " DROP INDEX messages_queued_deferred; DROP INDEX messages_area_state_created;"
+        " CREATE INDEX messages_due ON messages (state, priority DESC, next_attempt);"
+        " CREATE INDEX messages_area_state ON messages (area, state);",
+        "DROP INDEX messages_queued_due; DROP INDEX messages_queued_due_at;"
+        " DROP INDEX messages_queued_deferred;"
+        " CREATE INDEX messages_due_cover ON messages"
+        " (state, priority DESC, next_attempt, id, not_before, area, created, expires);"
+        " CREATE INDEX messages_due_at ON messages (state, max(next_attempt, not_before));"
+        " CREATE INDEX messages_deferred ON messages (state) WHERE attempts > 0;",
+    };
+    for (size_t i = 0; i < sizeof older / sizeof older[0]; i++) {
+        if (unlink(f->db) != 0)
+            assert_int_equal(errno, ENOENT);
+        spool_close(open_or_fail(f->db, SPOOL_PRODUCER));
+        sql_exec(f->db, older[i]);
+        struct spool *d = open_or_fail(f->db, SPOOL_DAEMON);
+        spool_close(d);
+        assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                        " ('messages_queued_due', 'messages_queued_due_at',"
+                                        " 'messages_queued_deferred',"
+                                        " 'messages_area_state_created')"),
+                         4);
+        assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                        " ('messages_due', 'messages_area_state',"
+                                        " 'messages_due_cover', 'messages_due_at',"
+                                        " 'messages_deferred')"),
+                         0);
+        assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 1);
+    }
 }
 
 static void test_roundtrip(void **state)
