@@ -110,6 +110,7 @@ void clock_watch(struct daemon *d);
 struct profstate *profstate_get(struct daemon *d, const char *name);
 void profstate_sync(struct daemon *d); /* marks seen/unseen after a (re)load */
 int profstate_limit(const struct profile *p);
+int profstate_batch(const struct profile *p);
 /* A delivery of p may start now: fewer than MaxConnections (ahead: fewer than
  * profstate_limit) are active, not suspended, RateLimit allows. */
 bool profstate_available(struct daemon *d, const struct profile *p, int64_t mono, bool ahead);

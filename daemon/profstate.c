@@ -95,12 +95,12 @@ int64_t profstate_next_slot(struct daemon *d, const struct profile *p, int64_t m
 
 /*
  * Deliveries a profile may have at once: MaxConnections transfers, and for
- * SMTP twice as many again claimed and loaded, queued in the pool, which
- * starts each the moment a connection frees (at most MaxConnections run at
- * once) instead of after a loop turn that records the last outcome and claims
- * the next. Twice: the scheduler refills the look-ahead a whole batch of
- * MaxConnections at a time (sched.c), and the queue must not run dry while
- * it waits for that batch. Graph the same, its runs waiting in their
+ * SMTP three times as many again claimed and loaded, queued in the pool,
+ * which starts each the moment a connection frees (at most MaxConnections
+ * run at once) instead of after a loop turn that records the last outcome and
+ * claims the next. Three times: the scheduler refills the look-ahead a whole
+ * batch (profstate_batch) at a time, and the queue must not run dry while it
+ * waits for that batch. Graph the same, its runs waiting in their
  * application's queue (at most GRAPH_MAX_INFLIGHT requests in flight), so
  * only where MaxConnections is at least that. Not with a RateLimit (a queued
  * message would count as started before it starts).
@@ -111,8 +111,21 @@ int profstate_limit(const struct profile *p)
     if (p->rate_limit != 0)
         return n;
     if (p->transport != TRANSPORT_GRAPH)
-        return 3 * n;
+        return 4 * n;
     return n >= GRAPH_MAX_INFLIGHT ? n + 2 * GRAPH_MAX_INFLIGHT : n;
+}
+
+/* How many look-ahead slots the scheduler refills at once: one claim
+ * transaction then serves a batch, and the outcomes that wait for it
+ * (pending.c) share its commit. SMTP: twice MaxConnections. Measured (W1, 4
+ * connections, against batches of MaxConnections in a look-ahead of twice
+ * MaxConnections): 22 instead of 27 KB written and about 15% less daemon CPU
+ * per message, since the index pages a commit rewrites are shared by more
+ * messages. Graph: its application's GRAPH_MAX_INFLIGHT, a whole round of
+ * requests, which its look-ahead of twice that always has room for. */
+int profstate_batch(const struct profile *p)
+{
+    return p->transport != TRANSPORT_GRAPH ? 2 * p->max_connections : GRAPH_MAX_INFLIGHT;
 }
 
 bool profstate_available(struct daemon *d, const struct profile *p, int64_t mono, bool ahead)

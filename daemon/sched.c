@@ -32,15 +32,15 @@ struct sched_filter {
 
 /* Deliveries profile p can still take in this phase, 0 when it takes no part
  * in the query: unavailable (suspended, RateLimit), full, or, in the
- * look-ahead phase, without room for a whole batch of MaxConnections (so that
- * one claim transaction refills several slots, not one per completion). */
+ * look-ahead phase, without room for a whole batch (profstate_batch: one
+ * claim transaction refills several slots, not one per completion). */
 static int sched_room(struct daemon *d, const struct profile *p, int64_t mono, bool ahead)
 {
     if (!profstate_available(d, p, mono, ahead))
         return 0;
     int room =
         (ahead ? profstate_limit(p) : p->max_connections) - profstate_get(d, p->name)->active;
-    return room >= (ahead ? p->max_connections : 1) ? room : 0;
+    return room >= (ahead ? profstate_batch(p) : 1) ? room : 0;
 }
 
 static void sched_filter_build(struct daemon *d, int64_t mono, bool ahead, struct sched_filter *f)
