@@ -253,7 +253,7 @@ static void test_utf8_valid_ascii_runs(void **state)
         memcpy(s + pos, "\xc3\xa4", 2);
         assert_true(utf8_valid(s, 48));
         assert_false(utf8_valid(s, pos + 1)); /* cut inside the sequence */
-        memcpy(s + pos, "\xed\xa0\x80", 3);  /* surrogate */
+        memcpy(s + pos, "\xed\xa0\x80", 3);   /* surrogate */
         assert_false(utf8_valid(s, 48));
         s[pos] = '\0'; /* NUL is ASCII here; callers reject it where it matters */
         s[pos + 1] = 'b';
@@ -289,9 +289,12 @@ static void test_valid_addr(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_accept_table),  cmocka_unit_test(test_reject_table),
-        cmocka_unit_test(test_length_limits), cmocka_unit_test(test_error_names_field),
-        cmocka_unit_test(test_utf8_valid),    cmocka_unit_test(test_header_safe),
+        cmocka_unit_test(test_accept_table),
+        cmocka_unit_test(test_reject_table),
+        cmocka_unit_test(test_length_limits),
+        cmocka_unit_test(test_error_names_field),
+        cmocka_unit_test(test_utf8_valid),
+        cmocka_unit_test(test_header_safe),
         cmocka_unit_test(test_utf8_valid_ascii_runs),
         cmocka_unit_test(test_valid_addr),
     };

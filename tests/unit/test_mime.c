@@ -538,9 +538,8 @@ static void test_qp_matches_reference(void **state)
         mime_qp_finish(&q, &got);
         qp_ref_feed(&r, &want, data, len);
         qp_ref_finish(&r, &want);
-        if (got.len != want.len || memcmp(got.data, want.data, got.len) != 0)
-            fail_msg("quoted-printable of case %d (%zu octets) differs from the reference", k,
-                     len);
+        if (got.len != want.len || (got.len > 0 && memcmp(got.data, want.data, got.len) != 0))
+            fail_msg("quoted-printable of case %d (%zu octets) differs from the reference", k, len);
         assert_int_equal(got.data[got.len], '\0');
     }
     buf_free(&got);
