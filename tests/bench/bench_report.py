@@ -24,22 +24,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # measurements it rests on).
 FIXES = {
     "delivery": """\
-The SMTP workers no longer wait for the loop thread: an SMTP profile keeps
-up to twice MaxConnections messages claimed and loaded ahead in the pool's
-queue (`profstate_limit`), refilled a batch of MaxConnections at a time, and
-a worker that finishes one starts the next at once. Outcomes wait up to
-5 ms to share the claim transaction of the next batch (`spool_turn`), and
-the due query reads a covering index only. That took W1 from about 3,200 to about 5,000 msg/s on a quiet
-machine (the daemon's CPU per message from about 200 to 150-190 us). What
-is left, by the profile below: the commit per loop turn (WAL frames of the
-messages table and its six indexes, a fifth of the daemon's CPU), curl's
-SMTP state machine with four round trips per message (MAIL, RCPT, DATA,
-"."; libcurl has no PIPELINING), and the sink, the Python thread that
-reads its counter and the daemon sharing two CPUs. `smtp-source` only
-writes a ready file. What would fix more: fewer indexes that change on
-every state change (`messages_state_created`, `messages_state_updated` and
-`messages_area_state_created` serve `status`, `list` and `purge`), and
-sending on the worker threads with less of curl's per-message machinery.""",
+The SMTP workers do not wait for the loop thread: an SMTP profile keeps up
+to three times MaxConnections messages claimed and loaded ahead in the
+pool's queue (`profstate_limit`), refilled twice MaxConnections at a time
+(`profstate_batch`), and a worker that finishes one starts the next at once.
+Outcomes wait up to 5 ms to share the claim transaction of the next batch
+(`spool_turn`). The due, due-at and deferred indexes are partial (queued
+rows only), so sending -> sent updates three indexes instead of six. The
+quoted-printable encoder writes straight into reserved room and UTF-8
+checks skip ASCII eight octets at a time. Together these took the daemon's
+CPU per W1 message from about 250 to 170 us (interleaved runs on
+2026-12-05). What is left, by the profile below: the loop thread's commits
+(each state change rewrites the message's own table page, since a row holds
+its 2 KB body: about 22 KB written per message, claim, outcome and
+checkpoint included), curl's SMTP state machine with four round trips per
+message (MAIL, RCPT, DATA, "."; libcurl has no PIPELINING), and the sink,
+the Python thread that reads its counter and the daemon sharing two CPUs.
+`smtp-source` only writes a ready file and stores nothing. What would fix
+more: keeping the state out of the row that holds the body (a schema
+change), and sending with less of curl's per-message machinery.""",
     "delivery_big": """\
 For W2 and W3 the time is on the worker threads. Since 2026-12-05 base64 is
 a pair-table encoder writing whole lines straight into curl's buffer, the
@@ -55,42 +58,48 @@ storing the encoded attachment at enqueue (a schema change), or sending
 the body without curl's SMTP upload path.""",
     "e2e": """\
 End to end is bounded by the submitters: the submission alone runs at the
-same rate as the whole. On this 2-CPU machine one `mailspool enqueue`
-costs about 1.8 ms of CPU: a do-nothing C program linked against
-libsqlite3 already costs 0.85 ms (exec, page faults, glibc's start-up,
-mapping SQLite), SQLite's schema parse on the first statement 0.15-0.2 ms,
-the commit about 0.2 ms (11 WAL frames: the messages table, its six
-indexes, the recipients table and index, then one fdatasync:
-synchronous=FULL is the durability contract and stays). The daemon adds
-about 0.4 ms per message arriving one at a time (a claim and an outcome
-commit each, and waits for the producers' write lock), the sink 0.07 ms:
-about 2.3 ms per message, a ceiling near 900 msg/s on two CPUs before any
-waiting. Done on 2026-12-05: the directory fsync that SQLite did once per
-process is gone (`spool/spool_vfs.c` opens an existing WAL without
-O_CREAT), a busy handler that sleeps 0.1-1 ms instead of SQLite's 1-25 ms
-steps, and a C submit driver instead of Python threads. What would reach
-1,050 with one process per message: a submission path that spares each
-process the schema parse and its own commit (handing the message to the
-running daemon, which commits several producers' messages at once), which
-the SPEC's "producers write the spool" model does not have today. For
-producers that can, the C API with a long-lived connection (figure 5)
-already does 3,000-4,500 msg/s.""",
+same rate as the whole. What one submitting process costs on this 2-CPU
+machine, in CPU per process, measured 2026-12-05 with `bench_submit 1`
+(posix_spawn) while another connection holds the spool open as the daemon
+does: a C program that does nothing, 0.41 ms; the same linked like
+`mailspool` (libsqlite3, libcjson), 0.72 ms; plus opening the spool and
+SQLite's parse of the schema on the first statement, 1.17 ms; plus the
+connection settings, 1.29 ms; plus one message inserted and committed
+(11 WAL frames and one fdatasync: synchronous=FULL is the durability
+contract and stays) and the close, 1.8 ms; `mailspool enqueue` itself
+(arguments, configuration, the text file), 1.87 ms. The daemon adds about
+0.5 ms per message arriving one at a time (a claim and an outcome commit,
+the wake-up passes), the spawn 0.1 ms, the sink 0.07 ms. 1,050 msg/s on
+two CPUs leaves 1.9 ms of CPU per message for all of them, so no
+submitter that opens the SQLite spool itself can reach it here: the
+process and SQLite's open and schema parse alone take 1.17 ms. Done on
+2026-12-05 before that: no directory fsync per producer
+(`spool/spool_vfs.c`), a busy handler that sleeps 0.1-1 ms, a C submit
+driver. What would go further: a submission path where the running daemon
+takes the message over a local socket and commits several producers'
+messages at once (OpenSMTPD's `smtpctl`/`enqueue` model), with the direct
+write as the fallback when no daemon runs. The SPEC's model (producers
+write the spool) does not have it, and even then the submitter's process
+with libsqlite3 loaded costs 0.72 ms here. For producers that can, the C
+API with a long-lived connection (figure 5) does 4,000-6,000 msg/s.""",
     "graph": """\
 Graph transfers run on the loop thread's CURLM, four requests at a time per
 application, each a TLS HTTP/1.1 request with a JSON body built with cJSON.
-Since 2026-12-05 a Graph profile with MaxConnections of at least 4 and no
-RateLimit claims ahead like SMTP (runs wait in the application's queue and
-start the moment a request completes; about +12 % on W1). The fake is
-Python and shares the two CPUs with the daemon; its own ceiling (curl
-replaying the exact request, printed next to the figure, without the
-daemon's start-up and token request in its time) moved between about 880
-and 1,410 msg/s in the runs of 2026-12-05, and the figure with it (about
-650 to 1,390 msg/s). In the profile the loop thread's time is the commits
-(Graph completions arrive one per socket event, so batches stay small),
-curl's multi socket handling and TLS, and building the JSON body. What
-would fix more: HTTP/2 multiplexing on one connection, building the JSON
-body without cJSON's tree, and moving the JSON/TLS work off the loop
-thread.""",
+A Graph profile with MaxConnections of at least 4 and no RateLimit claims
+ahead like SMTP (runs wait in the application's queue and start the moment
+a request completes). Until 2026-12-05 the figure measured the fake more
+than mailspool: the fake wrote each message's files under its state lock,
+and on this VM's ext4 creating files within a minute of mass deletions
+(the benchmark's own clean-ups) cost up to ten times more kernel time; its
+ceiling moved between about 850 and 1,400 msg/s and the figure with it.
+The fake now writes outside the lock, in order, and keeps its files on
+/dev/shm: ceiling about 1,400-1,700, mailspool 1,370-1,880 msg/s in
+interleaved runs. A figure below target now points at the machine or the
+loop thread: its time is the commits (Graph completions arrive one per
+socket event, so batches stay small), curl's multi socket handling and TLS,
+and building the JSON body. What would fix more: HTTP/2 multiplexing on one
+connection, building the JSON body without cJSON's tree, and moving the
+JSON/TLS work off the loop thread.""",
     "wake": """\
 The wake-up comes from inotify on the spool directory; the event arrives
 before the commit is visible (WAL frames are written, synced, and only then
@@ -460,10 +469,17 @@ def document(b, rs, profs):
         "line.",
         "8. Scaling: W1 with 1, 2, 4, 8 connections; `bench_claim` times the scheduler's due "
         "query, claiming (per message) and the status counts at 1k, 10k and 100k due "
-        "messages, and `mailspool status` as a whole (median of 5).",
+        "messages, and `mailspool status` as a whole (median of 5). The due query and "
+        "claiming stay flat. The counts (per state, and in `mailspool status` per area and "
+        "state) read indexes only, never a table row, but a count still visits every "
+        "entry it counts, so they grow with the queue; constant time would need counters "
+        "updated on every state change, a cost on every delivery for a figure the daemon "
+        "reads every 5 s and an operator by hand.",
         "Graph: the same delivery against `tests/fakes/graph_fake.py` (RateLimit = 0). The "
         "fake is Python; its own ceiling is curl (`--parallel --parallel-max 4`, keep-alive) "
-        "replaying the exact sendMail request mailspool sent.",
+        "replaying the exact sendMail request mailspool sent. The fake keeps what it "
+        "receives on /dev/shm when that is a tmpfs (it stands in for Microsoft's servers, "
+        "whose disk is not measured); the spool stays on the real disk.",
         "",
     ]
     if b.notes:
