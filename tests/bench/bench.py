@@ -1073,6 +1073,15 @@ class Bench:
             log("  " + why)
 
     # ---- run everything ----
+    def settle(self):
+        """Before each step: the previous step's dirty pages are written back
+        (sync), so that the kernel's writeback does not run inside the next
+        step's clock. Measured 2026-12-05: right after the queue step (spools
+        of 100,000 messages) Graph W1 gave 940 msg/s, alone 1,382; the wake
+        latency p99 after the end-to-end step 23.7 ms, alone 5.0 ms."""
+        os.sync()
+        time.sleep(0.5)
+
     def run(self):
         log("mailspool benchmark%s, build %s" % (" (quick)" if self.quick else "", self.build))
         if not self.tools.fetch():
@@ -1092,6 +1101,7 @@ class Bench:
                 self.notes.append("%s: not measured: %s" % (name, self.tools.error))
                 continue
             log("== %s" % name)
+            self.settle()
             t = time.monotonic()
             fn()
             log("   (%.1fs)" % (time.monotonic() - t))

@@ -104,7 +104,8 @@ JSON/TLS work off the loop thread.""",
 The wake-up comes from inotify on the spool directory; the event arrives
 before the commit is visible (WAL frames are written, synced, and only then
 published through the -shm index, which raises no event), so the daemon
-re-checks in a short chain of settle passes (1, 3, 10, 30, 100 ms). A p99
+re-checks in a short chain of settle passes (1, 2, 4, 7, 11 ... 64, 100 ms,
+each about 1.4 times the one before; 1, 3, 10, 30, 100 until 2026-12-05). A p99
 above target means the producer's sync took longer than the early steps,
 or another job on the machine held the CPU.""",
     "memory": """\
