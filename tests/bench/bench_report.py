@@ -162,6 +162,11 @@ def machine(b):
     return info
 
 
+# A delivery figure below the issue's absolute target whose share of the raw
+# limit measured in the same run meets the share target (see rows()).
+SHARE = "share"
+
+
 def rows(b):
     """(figure, what, mailspool, reference, target, met) for the table."""
     r = b.r
@@ -174,18 +179,26 @@ def rows(b):
         return v >= t if higher else v <= t
 
     for w in ("W1", "W2", "W3"):
+        d, raw = r.get(("delivery", w)), r.get(("raw", w))
+        if isinstance(d, float) and isinstance(raw, float):
+            r[("ratio", w)] = d / raw
+    for w in ("W1", "W2", "W3"):
+        # The issue's absolute targets are its shares of the raw limit on its
+        # own machine ("i.e. at least a third, 60% and 70% of the raw limit
+        # measured in the same run"): where this machine's raw limit is lower,
+        # the share measured in the same run decides (SHARE).
+        m = met(("delivery", w))
+        if m is False and met(("ratio", w)) is True:
+            m = SHARE
         out.append(("1 delivery SMTP", "%s (%d msgs)" % (w, b.n(w)),
                     fmt(r.get(("delivery", w)), " msg/s") + (
                         ", %s" % fmt(r.get(("delivery_MBps", w)), " MB/s", 1)
                         if isinstance(r.get(("delivery_MBps", w)), float) else ""),
                     "raw " + fmt(r.get(("raw", w)), " msg/s"),
-                    ">= %s msg/s" % fmt(B.TARGETS[("delivery", w)]), met(("delivery", w))))
+                    ">= %s msg/s" % fmt(B.TARGETS[("delivery", w)]), m))
     for w in ("W1", "W2", "W3"):
-        d, raw = r.get(("delivery", w)), r.get(("raw", w))
-        if isinstance(d, float) and isinstance(raw, float):
-            r[("ratio", w)] = d / raw
-        out.append(("2 share of raw limit", w, fmt(r.get(("ratio", w)), "", 2),
-                    "smtp-source -s 4 -d", ">= %.2f" % B.TARGETS[("ratio", w)],
+        out.append(("2 share of raw limit", w, fmt(r.get(("ratio", w)), "", 3),
+                    "smtp-source -s 4 -d", ">= %.3f" % B.TARGETS[("ratio", w)],
                     met(("ratio", w))))
     # Figure 3: the mailspool column is mailspool's end to end (figure 4) as a
     # ratio of the Postfix null client fed the same way in the same run.
@@ -248,7 +261,7 @@ def rows(b):
 def table_text(rs):
     heads = ("figure", "workload", "mailspool", "reference", "target", "")
     cols = [list(map(str, c)) for c in zip(*([heads] + [
-        (f, w, v, ref, t, {True: "met", False: "MISSED", None: ""}[m])
+        (f, w, v, ref, t, {True: "met", False: "MISSED", None: "", SHARE: "met, by share"}[m])
         for f, w, v, ref, t, m in rs]))]
     widths = [max(len(x) for x in c) for c in cols]
     lines = []
@@ -265,7 +278,7 @@ def table_md(rs):
     for f, w, v, ref, t, m in rs:
         out.append("| %s | %s | %s | %s | %s | %s |" % (
             f, w, v, ref, t.replace("<=", "≤").replace(">=", "≥"),
-            {True: "met", False: "**missed**", None: ""}[m]))
+            {True: "met", False: "**missed**", None: "", SHARE: "met, by share of raw"}[m]))
     return "\n".join(out)
 
 
@@ -433,7 +446,12 @@ def document(b, rs, profs):
         "at its default of 16, as an operator would run it) and the clock runs from its "
         "start until `smtp-sink` has counted all N messages." % B.SMTP_CONNS,
         "2. Raw limit: `smtp-source -s 4 -d -m N -F FILE` sends the message mailspool would "
-        "send (its `render` output) to the same kind of sink.",
+        "send (its `render` output) to the same kind of sink. The issue's delivery targets "
+        "(5,000 / 400 / 20 msg/s) are its shares of the raw limit on its own machine "
+        "(a third of 15,753, 60% of 660, 70% of 27.8: \"i.e. at least a third, 60% and 70% of "
+        "the raw limit measured in the same run\"); where this machine's raw limit is lower, "
+        "a delivery figure under the absolute target whose share meets its target is marked "
+        "\"met, by share\".",
         "3. Postfix null client: only when Postfix is installed (`/usr/sbin/postfix` and "
         "Postfix's `/usr/sbin/sendmail`) and the benchmark runs as root; it never installs "
         "Postfix and touches nothing of the system's. It writes a private instance under "
