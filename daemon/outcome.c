@@ -102,6 +102,13 @@ void outcome_classify_smtp(const struct smtp_result *r, struct outcome *o)
                     "%s rejected the login of profile %s (%s): check Username and Passwort",
                     r->host, r->profile, r->reply && *r->reply ? r->reply : err);
         return;
+    case CURLE_AUTH_ERROR: /* smtp_xfer.c: SMTPAuthReq = SSL, no AUTH offered after TLS */
+        outcome_set(o, OUT_PROFILE,
+                    "%s offers no AUTH after TLS, so profile %s (SMTPAuthReq = SSL) sent nothing: "
+                    "enable SMTP AUTH on the server, or set SMTPAuthReq = NIL if this relay takes "
+                    "mail without a login",
+                    r->host, r->profile);
+        return;
     case CURLE_USE_SSL_FAILED:
         outcome_set(o, OUT_PROFILE,
                     "%s does not offer STARTTLS, so profile %s (SMTPAuthReq = SSL) will not send "

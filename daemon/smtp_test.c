@@ -133,6 +133,9 @@ static void test_report(const struct smtp_job *j, int code, const char *what, st
         test_printf(o, "hint: the server's certificate is not trusted: set CAFile to its CA");
     else if (j->curl_code == CURLE_LOGIN_DENIED)
         test_printf(o, "hint: the server refused Username/Passwort of this profile");
+    else if (j->curl_code == CURLE_AUTH_ERROR)
+        test_printf(o, "hint: the server offers no AUTH after TLS (SMTPAuthReq = SSL needs a "
+                       "login); nothing was sent");
 }
 
 int smtp_test(const struct profile *profile, const struct message *msg,

@@ -182,6 +182,8 @@ void smtp_trace_out(struct smtp_trace *t, const char *s, size_t n)
     }
     if (starts(line, "EHLO") || starts(line, "HELO")) {
         t->cmd = SMTP_CMD_EHLO;
+        t->ehlo_final = false;
+        t->ehlo_auth = false;
     } else if (starts(line, "STARTTLS")) {
         t->cmd = SMTP_CMD_STARTTLS;
         t->stage = SMTP_STAGE_TLS;
@@ -276,9 +278,16 @@ void smtp_trace_in(struct smtp_trace *t, const char *s, size_t n)
         if (t->caps.len > 0)
             buf_puts(&t->caps, ", ");
         buf_puts(&t->caps, line + 4);
+        /* "AUTH PLAIN LOGIN", or the old "AUTH=LOGIN" form; "AUTH" with no
+         * mechanism offers nothing to log in with */
+        if (starts(line + 4, "AUTH") && (line[8] == ' ' || line[8] == '=') &&
+            line[9 + strspn(line + 9, " ")] != '\0')
+            t->ehlo_auth = true;
     } else if (t->cmd == SMTP_CMD_EHLO && first) {
         buf_reset(&t->caps);
     }
+    if (t->cmd == SMTP_CMD_EHLO && final)
+        t->ehlo_final = true;
     if (!(t->in_auth && code == 334)) {
         if (first) {
             buf_puts(&t->reply, line);

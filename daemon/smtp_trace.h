@@ -44,6 +44,8 @@ struct smtp_trace {
     bool in_auth;      /* between AUTH and its final (non-334) reply */
     bool reused;       /* curl reused a cached connection */
     bool auth_ok;      /* a 235 answered AUTH */
+    bool ehlo_final;   /* the reply to the last EHLO is complete */
+    bool ehlo_auth;    /* ... and offered AUTH */
     char *rcpt;        /* address of the RCPT awaiting its reply */
 
     struct buf reply; /* the reply being assembled, lines joined by spaces */

@@ -33,7 +33,9 @@ struct xfer_ctx {
     bool read_failed;
     bool aborted;
     bool too_slow;
-    bool prev_cr; /* the last byte handed over was CR */
+    bool need_auth; /* SMTPAuthReq = SSL */
+    bool no_auth;   /* stopped: the server offered no AUTH after TLS */
+    bool prev_cr;   /* the last byte handed over was CR */
     struct err read_err;
     curl_off_t last_ul;
     int64_t last_progress_ms; /* 0: body not started */
@@ -118,6 +120,34 @@ static int xfer_debug(CURL *h, curl_infotype type, char *data, size_t size, void
         break; /* body bytes and TLS records */
     }
     return 0;
+}
+
+/*
+ * SMTPAuthReq = SSL: libcurl authenticates only when the server offers AUTH.
+ * When it offers none after TLS, libcurl goes on to MAIL and the mail leaves
+ * unauthenticated, which the profile rules out (and a relay that wants a
+ * login would refuse it anyway, burning the message's attempts). libcurl
+ * passes every SMTP reply line here, right after the debug callback has fed
+ * it to the trace: the transfer stops at the end of the EHLO reply that
+ * follows the TLS handshake when that reply lacks AUTH, or, should that be
+ * missed, at the reply to MAIL when no AUTH succeeded. A reused connection
+ * was checked when it was opened.
+ */
+static size_t xfer_header(char *buf, size_t size, size_t n, void *userp)
+{
+    (void)buf;
+    (void)size;
+    struct xfer_ctx *x = userp;
+    if (x == NULL || !x->need_auth)
+        return n;
+    const struct smtp_trace *t = &x->trace;
+    if (t->reused || !t->tls_done || t->auth_ok)
+        return n;
+    if ((t->cmd == SMTP_CMD_EHLO && t->ehlo_final && !t->ehlo_auth) || t->cmd == SMTP_CMD_MAIL) {
+        x->no_auth = true;
+        return 0; /* CURLE_WRITE_ERROR */
+    }
+    return n;
 }
 
 bool smtp_xfer_crlf_check(bool *prev_cr, const char *buf, size_t n, size_t *bad)
@@ -278,6 +308,7 @@ static const char *xfer_set_profile(CURL *h, const struct profile *pr,
     XSET(h, CURLOPT_SSL_VERIFYHOST, pr->tls_verify ? 2L : 0L);
     XSET(h, CURLOPT_READFUNCTION, xfer_read);
     XSET(h, CURLOPT_DEBUGFUNCTION, xfer_debug);
+    XSET(h, CURLOPT_HEADERFUNCTION, xfer_header);
     XSET(h, CURLOPT_XFERINFOFUNCTION, xfer_progress);
     XSET(h, CURLOPT_NOPROGRESS, 0L);
     return bad;
@@ -364,6 +395,7 @@ static void xfer_bind(CURL *h, struct xfer_ctx *x, struct curl_slist *rcpts)
 {
     curl_easy_setopt(h, CURLOPT_VERBOSE, 1L); /* the debug callback needs it */
     curl_easy_setopt(h, CURLOPT_DEBUGDATA, x);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(h, CURLOPT_READDATA, x);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->errbuf);
@@ -375,6 +407,7 @@ static void xfer_unbind(CURL *h)
 {
     curl_easy_setopt(h, CURLOPT_VERBOSE, 0L);
     curl_easy_setopt(h, CURLOPT_DEBUGDATA, NULL);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, NULL);
     curl_easy_setopt(h, CURLOPT_READDATA, NULL);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, NULL);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
@@ -421,7 +454,11 @@ static void xfer_fill_job(CURL *h, CURLcode rc, struct xfer_ctx *x, struct smtp_
         job->stage = SMTP_STAGE_TLS;
     else if (rc == CURLE_LOGIN_DENIED)
         job->stage = SMTP_STAGE_AUTH;
-    if (x->read_failed) {
+    if (x->no_auth) {
+        job->curl_code = CURLE_AUTH_ERROR;
+        job->stage = SMTP_STAGE_AUTH;
+        job->error = xstrdup("the server offers no AUTH after TLS; nothing was sent");
+    } else if (x->read_failed) {
         job->curl_code = CURLE_READ_ERROR;
         job->msg_err = x->read_err.code ? x->read_err.code : EX_IOERR;
         job->error = xasprintf("reading the message: %s", x->read_err.msg);
@@ -503,6 +540,7 @@ enum smtp_xfer_after smtp_xfer_run(CURL *h, struct smtp_job *job, const struct s
     x->mm =
         mime_new(job->msg, &x->sender, io->att_read ? io->att_read : xfer_no_att_read, io->att_ctx);
     smtp_trace_init(&x->trace, xfer_implicit_tls(pr), io->emit, io->emit_ctx);
+    x->need_auth = pr->transport == TRANSPORT_SMTP_AUTH;
 
     xfer_bind(h, x, rcpts);
     CURLcode rc = curl_easy_perform(h);

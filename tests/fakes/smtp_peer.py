@@ -135,6 +135,12 @@ class Handler:
         self.p = policy
         self.rec = rec
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        """aiosmtpd lists "AUTH" even with every mechanism excluded (a peer
+        without --auth): a relay without AUTH shows no AUTH line at all."""
+        session.host_name = hostname  # the 5-argument hook must set it
+        return [r for r in responses if r[4:].strip().upper() != "AUTH"]
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         n = self.p.a.reply_421_after
         if n is not None and server.accepted >= n:

@@ -126,6 +126,47 @@ def test_ssl_profile_without_starttls_never_sends_password(smtp_peer, certs, wor
         assert d.stop() == 0
 
 
+@pytest.mark.parametrize("mode", ["starttls", "implicit"])
+def test_ssl_profile_never_sends_without_auth(smtp_peer, certs, workdir, mode):
+    # A TLS relay that offers no AUTH (and would take the mail without one):
+    # libcurl would skip AUTH and send. SMTPAuthReq = SSL means the mail goes
+    # out authenticated or not at all: nothing reaches the peer, no MAIL is
+    # even sent, the profile is suspended with the reason and no attempt is
+    # burnt. The same peer then offering AUTH gets the message.
+    peer = smtp_peer(tls_mode=mode)
+    prof = smtp_profile("billing", peer.port, auth=("user", "TopSecret-123"), tls=mode,
+                        extra="CAFile = %s" % certs.ca)
+    d = Daemon(workdir, prof).start()
+    try:
+        mid = d.enqueue("kunde@example.org")
+        wait_for(lambda: d.lines_of("profile-suspended"), timeout=30, what="suspension")
+        line = d.lines_of("profile-suspended")[0]
+        assert "profile=billing" in line and "no AUTH after TLS" in line, line
+        d.wait_states("queued", [mid], timeout=30)
+        assert not peer.messages()
+        assert not [c for c in peer.commands() if c.upper().startswith("MAIL")]
+        assert d.message(mid)["attempts"] == 0
+        assert "TopSecret" not in open(d.log, encoding="utf-8").read()
+        # mailspool test says the same, as a configuration problem (78).
+        p = d.cli("test", "--profile", "billing", "--to", "admin@example.org", check=None)
+        out = p.stdout + p.stderr
+        assert p.returncode == 78, out
+        assert "no AUTH after TLS" in out and "TopSecret" not in out
+        assert not peer.messages()
+    finally:
+        assert d.stop() == 0
+    good = smtp_peer(tls_mode=mode, auth=("user", "TopSecret-123"))
+    d.write_config(smtp_profile("billing", good.port, auth=("user", "TopSecret-123"), tls=mode,
+                                extra="CAFile = %s" % certs.ca))
+    d.start()
+    try:
+        d.wait_states("sent", [mid], timeout=30)
+        [m] = good.wait_for(1)
+        assert m["tls"] and m["auth_user"] == "user"
+    finally:
+        assert d.stop() == 0
+
+
 def test_rejected_recipient_fails_with_reply(smtp_peer, workdir):
     peer = smtp_peer(reject_rcpt="nobody@example.org")
     d = Daemon(workdir, smtp_profile("relay", peer.port)).start()

@@ -163,6 +163,42 @@ static void test_incomplete_reply_is_not_kept(void **state)
     smtp_trace_free(&t);
 }
 
+/* Whether the EHLO reply offered AUTH (smtp_xfer.c stops an SSL profile's
+ * transfer when it did not): "AUTH" with mechanisms, the old "AUTH=" form,
+ * not "AUTH" without any, not a keyword that merely begins with AUTH, not
+ * the first line (the server's name); reset by the next EHLO. */
+static void test_ehlo_auth_offer(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *line;
+        bool auth;
+    } cases[] = {
+        {"250-AUTH PLAIN LOGIN\r\n", true}, {"250-auth plain\r\n", true},
+        {"250-AUTH=LOGIN\r\n", true},       {"250-AUTH\r\n", false},
+        {"250-AUTH \r\n", false},           {"250-AUTHENTICATE X\r\n", false},
+        {"250-8BITMIME\r\n", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct smtp_trace t;
+        smtp_trace_init(&t, false, NULL, NULL);
+        IN(&t, "220 mx.example ESMTP\r\n");
+        OUT(&t, "EHLO client.example\r\n");
+        IN(&t, "250-AUTH PLAIN\r\n"); /* the first line names the server */
+        IN(&t, cases[i].line);
+        assert_false(t.ehlo_final);
+        IN(&t, "250 HELP\r\n");
+        assert_true(t.ehlo_final);
+        if (t.ehlo_auth != cases[i].auth)
+            fail_msg("EHLO line %s: AUTH offered %d, want %d", cases[i].line, t.ehlo_auth,
+                     cases[i].auth);
+        OUT(&t, "EHLO client.example\r\n");
+        assert_false(t.ehlo_final);
+        assert_false(t.ehlo_auth);
+        smtp_trace_free(&t);
+    }
+}
+
 static void test_stage_names(void **state)
 {
     (void)state;
@@ -258,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_tls_stages),
         cmocka_unit_test(test_transcript_filters_and_cleans),
         cmocka_unit_test(test_incomplete_reply_is_not_kept),
+        cmocka_unit_test(test_ehlo_auth_offer),
         cmocka_unit_test(test_stage_names),
         cmocka_unit_test(test_ehlo_name_is_a_host_name),
         cmocka_unit_test(test_crlf_guard),
