@@ -101,19 +101,27 @@ def test_twenty_megabyte_attachment_arrives_intact(smtp_peer, workdir):
         assert d.stop() == 0
 
 
+def _suspended_at_first_message(workdir, prof, why):
+    """Starts a daemon with prof, enqueues one message and waits until the
+    profile is suspended for why and the message is back in the queue (the
+    suspension is logged just before the spool records the deferral).
+    Returns (daemon, message id); the caller stops the daemon."""
+    d = Daemon(workdir, prof).start()
+    mid = d.enqueue("kunde@example.org")
+    wait_for(lambda: d.lines_of("profile-suspended"), timeout=30, what="suspension")
+    line = d.lines_of("profile-suspended")[0]
+    assert "profile=billing" in line and why in line, line
+    d.wait_states("queued", [mid], timeout=30)
+    return d, mid
+
+
 def test_ssl_profile_without_starttls_never_sends_password(smtp_peer, certs, workdir):
     peer = smtp_peer(tls_mode="starttls", starttls=False, auth=("user", "TopSecret-123"),
                      auth_plaintext=True, capture=True)
     prof = smtp_profile("billing", peer.port, auth=("user", "TopSecret-123"),
                         extra="CAFile = %s" % certs.ca)
-    d = Daemon(workdir, prof).start()
+    d, mid = _suspended_at_first_message(workdir, prof, "STARTTLS")
     try:
-        mid = d.enqueue("kunde@example.org")
-        wait_for(lambda: d.lines_of("profile-suspended"), timeout=30, what="suspension")
-        line = d.lines_of("profile-suspended")[0]
-        assert "profile=billing" in line and "STARTTLS" in line
-        # The suspension is logged just before the spool records the deferral.
-        d.wait_states("queued", [mid], timeout=30)
         raw = peer.captured()
         assert b"AUTH" not in raw.upper()
         assert b"TopSecret" not in raw
@@ -136,13 +144,8 @@ def test_ssl_profile_never_sends_without_auth(smtp_peer, certs, workdir, mode):
     peer = smtp_peer(tls_mode=mode)
     prof = smtp_profile("billing", peer.port, auth=("user", "TopSecret-123"), tls=mode,
                         extra="CAFile = %s" % certs.ca)
-    d = Daemon(workdir, prof).start()
+    d, mid = _suspended_at_first_message(workdir, prof, "no AUTH after TLS")
     try:
-        mid = d.enqueue("kunde@example.org")
-        wait_for(lambda: d.lines_of("profile-suspended"), timeout=30, what="suspension")
-        line = d.lines_of("profile-suspended")[0]
-        assert "profile=billing" in line and "no AUTH after TLS" in line, line
-        d.wait_states("queued", [mid], timeout=30)
         assert not peer.messages()
         assert not [c for c in peer.commands() if c.upper().startswith("MAIL")]
         assert d.message(mid)["attempts"] == 0
