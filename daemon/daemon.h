@@ -167,6 +167,8 @@ void notify_status(struct notify *n, const char *status);
 void notify_watchdog(struct notify *n); /* called by the tick; pings at half the interval */
 
 /* ---- lifecycle.c ---- */
+/* Blocks SIGTERM, SIGINT, SIGHUP, SIGUSR1 until lifecycle_setup handles them. */
+void lifecycle_hold_signals(void);
 int lifecycle_setup(struct daemon *d, struct err *e);
 void lifecycle_reload(struct daemon *d);
 void lifecycle_stop(struct daemon *d);

@@ -15,6 +15,7 @@
 #include "xmalloc.h"
 
 #include <event2/event.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,14 +257,40 @@ static void lifecycle_tick_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The signals lifecycle_setup handles (d->ev_sig). */
+static const int lifecycle_sigs[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+
+static void lifecycle_sigset(sigset_t *set)
+{
+    sigemptyset(set);
+    for (int i = 0; i < 4; i++)
+        sigaddset(set, lifecycle_sigs[i]);
+}
+
+/* Until lifecycle_setup has their handlers, these signals wait, blocked:
+ * with their default action, a stop, a reload or a log reopen (logrotate's
+ * postrotate) that came during start-up killed the daemon on the spot, and
+ * start-up can take seconds (the integrity check reads the whole spool, the
+ * requeue waits for a producer's write lock). */
+void lifecycle_hold_signals(void)
+{
+    sigset_t set;
+    lifecycle_sigset(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 int lifecycle_setup(struct daemon *d, struct err *e)
 {
     (void)e;
-    static const int sigs[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
     for (int i = 0; i < 4; i++) {
-        d->ev_sig[i] = evsignal_new(d->base, sigs[i], lifecycle_signal_cb, d);
+        d->ev_sig[i] = evsignal_new(d->base, lifecycle_sigs[i], lifecycle_signal_cb, d);
         event_add(d->ev_sig[i], NULL);
     }
+    /* What came while they were held is delivered now, to libevent's handler,
+     * and handled once the loop runs. */
+    sigset_t set;
+    lifecycle_sigset(&set);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     d->ev_shutdown = evtimer_new(d->base, lifecycle_shutdown_cb, d);
     d->ev_tick = event_new(d->base, -1, EV_PERSIST, lifecycle_tick_cb, d);
     struct timeval tv = {1, 0};

@@ -100,6 +100,7 @@ static int main_test(const char *path, const char *profile, const char *to)
 static int main_start(struct daemon *d, struct config *cfg, bool verbose)
 {
     struct err e = {0};
+    lifecycle_hold_signals();
     d->log = log_new();
     if (log_open(d->log, cfg->log_file, verbose ? LL_DEBUG : cfg->log_level, &e) != 0) {
         fprintf(stderr, "mailspoold: %s\n", e.msg);

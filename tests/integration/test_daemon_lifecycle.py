@@ -81,6 +81,35 @@ def test_two_daemons_started_at_once_one_wins(smtp_peer, workdir):
                 assert p.wait(timeout=20) == 0
 
 
+def test_signals_during_start_up_wait_for_the_loop(smtp_peer, workdir):
+    # A log reopen (logrotate's postrotate), a reload and a stop that arrive
+    # while the daemon is still starting: they must not kill it (SIGUSR1 and
+    # SIGHUP terminate a process by default). Start-up is held at the requeue,
+    # which waits for the write lock a producer holds; the signals come then.
+    import sqlite3
+    peer = smtp_peer()
+    d = Daemon(workdir, smtp_profile("relay", peer.port))
+    mid = d.enqueue("a@example.org")
+    holder = sqlite3.connect(d.spool, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        d.start(wait_ready=False)
+        wait_for(lambda: "start" in d.events() or d.proc.poll() is not None, timeout=30,
+                 what="the daemon to open the spool")
+        for sig in (signal.SIGUSR1, signal.SIGHUP, signal.SIGTERM):
+            d.proc.send_signal(sig)
+        time.sleep(0.3)
+        assert d.proc.poll() is None, "killed during start-up: %r" % d.proc.returncode
+        assert "ready" not in d.events()  # still waiting for the lock
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert d.proc.wait(timeout=30) == 0
+    events = d.events()
+    assert events.index("ready") < events.index("stop")
+    assert d.states()[mid] in ("queued", "sent")
+
+
 def test_sigterm_mid_transfer_leaves_message_queued(smtp_peer, workdir):
     peer = smtp_peer(data_delay=30)
     d = Daemon(workdir, smtp_profile("relay", peer.port),
