@@ -159,6 +159,15 @@ def machine(b):
                             "not measured: %s" % why if why else "not measured in this run")
     info["load"] = "%.2f at start, %.2f at end (1-minute load average)" % (
         getattr(b, "load_start", (0,))[0], getattr(b, "load_end", (0,))[0])
+    # Steal: time the hypervisor gave this VM's CPUs to someone else, as a
+    # share of all CPU time during the run; the figures of a run with much of
+    # it are low for reasons outside the machine.
+    t0, t1 = getattr(b, "cpu_start", None), getattr(b, "cpu_end", None)
+    if t0 and t1 and len(t0) > 7 and len(t1) > 7 and sum(t1) > sum(t0):
+        info["steal"] = "%.1f %% of all CPU time during the run" % (
+            100.0 * (t1[7] - t0[7]) / (sum(t1[:8]) - sum(t0[:8])))
+    else:
+        info["steal"] = "n/a"
     return info
 
 
@@ -422,6 +431,7 @@ def document(b, rs, profs):
         % m["postfix"],
         "| Postfix null client (figure 3) | %s |" % m["postfix_peer"],
         "| load | %s |" % m["load"],
+        "| CPU steal | %s |" % m["steal"],
         "",
         "The machine is shared: other jobs may run at the same time (see the load "
         "average), so figures move by tens of percent between runs. Compare figures of "
@@ -444,7 +454,9 @@ def document(b, rs, profs):
         "1. Delivery: the spool is pre-filled through the C API, `mailspoold` is started "
         "(one anonymous SMTP profile with MaxConnections = %d, `[daemon] max_connections` "
         "at its default of 16, as an operator would run it) and the clock runs from its "
-        "start until `smtp-sink` has counted all N messages." % B.SMTP_CONNS,
+        "start until `smtp-sink` has counted all N messages. Figures 1, 2 and 8 (scaling) "
+        "are the median of %d runs each, peak RSS and CPU from the median run." % (
+            B.SMTP_CONNS, B.RUNS),
         "2. Raw limit: `smtp-source -s 4 -d -m N -F FILE` sends the message mailspool would "
         "send (its `render` output) to the same kind of sink. The issue's delivery targets "
         "(5,000 / 400 / 20 msg/s) are its shares of the raw limit on its own machine "
@@ -534,7 +546,7 @@ def finish(b):
     print()
     print(table_text(rs))
     print()
-    print("run took %.0f s" % b.elapsed)
+    print("run took %.0f s; CPU steal %s" % (b.elapsed, machine(b)["steal"]))
     if b.args.no_write:
         return
     profs = profiles(b, rs)
