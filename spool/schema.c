@@ -88,30 +88,11 @@ static const char schema_v1_sql[] =
     " updated INTEGER NOT NULL DEFAULT (CAST(strftime('%s','now') AS INTEGER)),"
     " draft_id TEXT,"
     " UNIQUE (area, ref));"
-    /* Claiming due work walks this index in ORDER BY order and stops at LIMIT,
-     * without reading a table row: it holds every column the due query needs
-     * (a queued row is about the size of its body, so reading rows would
-     * walk the whole table through a page cache far smaller than it).
-     * The three queued-only indexes are partial (WHERE state = 'queued'): a
-     * message leaves them when it is claimed, and sending -> sent, the most
-     * common change, touches none of them. They still begin with state, so
-     * that the planner, which has no statistics, sees an equality there and
-     * prefers them to messages_state_updated. */
-    "CREATE INDEX messages_queued_due ON messages"
-    " (state, priority DESC, next_attempt, id, not_before, area, created, expires)"
-    " WHERE state = 'queued';"
     /* Oldest queued, list by state. */
     "CREATE INDEX messages_state_created ON messages (state, created);"
     /* purge and maintenance. */
     "CREATE INDEX messages_state_updated ON messages (state, updated);"
-    /* status: counts per area and state and the oldest from the index alone. */
-    "CREATE INDEX messages_area_state_created ON messages (area, state, created);"
-    /* The moment the next queued message falls due, without a scan. */
-    "CREATE INDEX messages_queued_due_at ON messages (state, max(next_attempt, not_before))"
-    " WHERE state = 'queued';"
-    /* status: deferred messages counted without reading every queued row. */
-    "CREATE INDEX messages_queued_deferred ON messages (state)"
-    " WHERE state = 'queued' AND attempts > 0;"
+    /* The scheduler's and status's indexes: schema_v1_index_sql. */
     "CREATE TABLE recipients ("
     " id INTEGER PRIMARY KEY,"
     " message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,"
@@ -168,16 +149,29 @@ static const char schema_v1_sql[] =
     " ('created', CAST(strftime('%s','now') AS INTEGER));";
 
 /* Indexes added within version 1 (no table or column a producer sees changed,
- * so no version bump): the daemon adds what a spool made by an older build
- * lacks. Measured by tests/bench: without them the scheduler's "when is the
- * next message due" and the status counts read every queued row. */
+ * so no version bump). A new spool gets them right after schema_v1_sql; the
+ * daemon adds what a spool made by an older build lacks and drops what they
+ * replaced. Measured by tests/bench: without them the scheduler's "when is
+ * the next message due" and the status counts read every queued row. */
 static const char schema_v1_index_sql[] =
+    /* status: counts per area and state and the oldest from the index alone. */
     "CREATE INDEX IF NOT EXISTS messages_area_state_created ON messages (area, state, created);"
+    /* Claiming due work walks this index in ORDER BY order and stops at LIMIT,
+     * without reading a table row: it holds every column the due query needs
+     * (a queued row is about the size of its body, so reading rows would
+     * walk the whole table through a page cache far smaller than it).
+     * The three queued-only indexes are partial (WHERE state = 'queued'): a
+     * message leaves them when it is claimed, and sending -> sent, the most
+     * common change, touches none of them. They still begin with state, so
+     * that the planner, which has no statistics, sees an equality there and
+     * prefers them to messages_state_updated. */
     "CREATE INDEX IF NOT EXISTS messages_queued_due ON messages"
     " (state, priority DESC, next_attempt, id, not_before, area, created, expires)"
     " WHERE state = 'queued';"
+    /* The moment the next queued message falls due, without a scan. */
     "CREATE INDEX IF NOT EXISTS messages_queued_due_at ON messages"
     " (state, max(next_attempt, not_before)) WHERE state = 'queued';"
+    /* status: deferred messages counted without reading every queued row. */
     "CREATE INDEX IF NOT EXISTS messages_queued_deferred ON messages (state)"
     " WHERE state = 'queued' AND attempts > 0;"
     /* Replaced by the partial indexes above: the same queries, but every
@@ -220,7 +214,9 @@ static int schema_v1_indexes(struct spool *sp, struct err *e)
 
 static int schema_v0_to_v1(struct spool *sp, struct err *e)
 {
-    return spool_db_exec(sp, schema_v1_sql, "creating the schema", e);
+    if (spool_db_exec(sp, schema_v1_sql, "creating the schema", e) != 0)
+        return -1;
+    return spool_db_exec(sp, schema_v1_index_sql, "creating the indexes", e);
 }
 
 /* schema_steps[v] takes the database from version v to v + 1. A version 2
