@@ -29,7 +29,7 @@ PKGS    := libcurl libevent libevent_pthreads libcjson libsystemd sqlite3
 
 ifeq ($(SANITIZE),1)
 B        ?= build-san
-SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANFLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow
 OPT      ?= -O1 -g
 else
 B        ?= build

@@ -30,7 +30,8 @@ struct graph {
     struct log *log;
     struct graph_xfer *xfer;
     struct graph_app *apps;
-    struct graph_tok *toks;
+    struct graph_tok *toks;                  /* the token cache */
+    struct graph_tok *flights;               /* tokens with a request in flight, cached or not */
     struct graph_run *runs;                  /* every run alive */
     struct graph_run *new_head, *new_tail;   /* submitted, not begun */
     struct graph_run *done_head, *done_tail; /* finished, done() pending */
@@ -58,6 +59,11 @@ struct graph_xfer *graph_xfer_of(struct graph *g)
 struct graph_tok **graph_toks_head(struct graph *g)
 {
     return &g->toks;
+}
+
+struct graph_tok **graph_flights_head(struct graph *g)
+{
+    return &g->flights;
 }
 
 /* ---- queues ---------------------------------------------------------------- */
@@ -98,7 +104,7 @@ void graph_defer_req(struct graph *g, struct graph_req *r)
 }
 
 /* Cancels, forgets and frees a request wherever it is. */
-static void graph_req_discard(struct graph *g, struct graph_req *r)
+void graph_req_discard(struct graph *g, struct graph_req *r)
 {
     if (r == NULL)
         return;

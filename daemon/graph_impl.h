@@ -28,6 +28,7 @@
 #define GRAPH_UPLOAD_MIN (3 << 20)    /* attachments from 3 MB go through upload sessions */
 #define GRAPH_CHUNK (10 * 320 * 1024) /* multiple of 320 KiB, under 4 MB */
 #define GRAPH_MAX_HEADERS 5           /* Graph refuses more internetMessageHeaders */
+#define GRAPH_TOKEN_MAX_LIFETIME 86400 /* seconds: a longer expires_in is not believed */
 #define GRAPH_RESP_MAX (8 << 20)      /* a created draft echoes its body: keep up to 8 MiB */
 #define GRAPH_CONNECT_TIMEOUT 30L     /* seconds */
 #define GRAPH_LOW_SPEED_TIME 120L     /* seconds below 1 byte/s before giving up */
@@ -161,6 +162,7 @@ struct graph_tok {
     int64_t expire_ms;  /* monotonic: unusable from here */
     int64_t expires_wall;
     struct graph_req *flight; /* the one token request in flight */
+    struct graph_tok *fnext;  /* graph_flights_head while flight is set */
     struct graph_run *wait_head, *wait_tail;
 };
 
@@ -246,6 +248,11 @@ void graph_run_go(struct graph_run *r);
 /* Ends a job: done() runs later from a libevent callback; detached runs are freed. */
 void graph_run_complete(struct graph_run *r);
 struct graph_tok **graph_toks_head(struct graph *g);
+/* A reload may take a token out of the cache while its request is in flight:
+ * this list still holds it, so that a stop can cancel the request. */
+struct graph_tok **graph_flights_head(struct graph *g);
+/* Cancels, forgets (also from the requests that could not start) and frees r. */
+void graph_req_discard(struct graph *g, struct graph_req *r);
 /* A request that failed before curl had it completes from the loop all the same. */
 void graph_defer_req(struct graph *g, struct graph_req *r);
 /* Clocks: now_ms_mono() and now_s_wall() of daemon/clock.c. */

@@ -391,6 +391,18 @@ void graph_json_parse_error(const char *body, size_t len, char **code, char **me
     cJSON_Delete(root);
 }
 
+/* A token lifetime in whole seconds, or 0 when v is none. Entra issues 60-90
+ * minute tokens; a lifetime beyond GRAPH_TOKEN_MAX_LIFETIME is taken as that
+ * (a 401 renews a token early anyway), and a huge or non-finite number from
+ * the authority must never reach an integer conversion, which would be
+ * undefined (and lifetime * 1000 would overflow later). */
+static int64_t token_lifetime(double v)
+{
+    if (!(v >= 1)) /* also NaN */
+        return 0;
+    return v > GRAPH_TOKEN_MAX_LIFETIME ? GRAPH_TOKEN_MAX_LIFETIME : (int64_t)v;
+}
+
 int graph_json_parse_token(const char *body, size_t len, char **token, int64_t *expires_in)
 {
     *token = NULL;
@@ -399,10 +411,13 @@ int graph_json_parse_token(const char *body, size_t len, char **token, int64_t *
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "access_token");
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(root, "expires_in");
     int64_t exp = 0;
-    if (cJSON_IsNumber(x))
-        exp = (int64_t)x->valuedouble;
-    else if (cJSON_IsString(x) && x->valuestring)
-        exp = strtoll(x->valuestring, NULL, 10); /* some authorities send a string */
+    if (cJSON_IsNumber(x)) {
+        exp = token_lifetime(x->valuedouble);
+    } else if (cJSON_IsString(x) && x->valuestring) { /* some authorities send a string */
+        char *end = NULL;
+        double v = strtod(x->valuestring, &end);
+        exp = end != x->valuestring ? token_lifetime(v) : 0;
+    }
     int rc = -1;
     if (cJSON_IsString(t) && t->valuestring && *t->valuestring && exp > 0) {
         *token = xstrdup(t->valuestring);
@@ -431,8 +446,8 @@ void graph_json_parse_token_error(const char *body, size_t len, char **error, ch
     free(d);
     const cJSON *codes = cJSON_GetObjectItemCaseSensitive(root, "error_codes");
     const cJSON *c0 = cJSON_IsArray(codes) ? cJSON_GetArrayItem(codes, 0) : NULL;
-    if (cJSON_IsNumber(c0))
-        *aadsts = (long)c0->valuedouble;
+    if (cJSON_IsNumber(c0) && c0->valuedouble >= 0 && c0->valuedouble <= 99999999)
+        *aadsts = (long)c0->valuedouble; /* AADSTS codes have at most 8 digits */
     else if (*message && strncmp(*message, "AADSTS", 6) == 0)
         *aadsts = strtol(*message + 6, NULL, 10);
     *trace_id = json_dup_string(root, "trace_id");

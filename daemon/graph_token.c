@@ -168,11 +168,23 @@ static void tok_log_failure(struct graph_tok *t, const struct graph_req *r)
     free(corr);
 }
 
+static void tok_flight_unlink(struct graph_tok *t)
+{
+    for (struct graph_tok **pp = graph_flights_head(t->g); *pp; pp = &(*pp)->fnext) {
+        if (*pp == t) {
+            *pp = t->fnext;
+            t->fnext = NULL;
+            return;
+        }
+    }
+}
+
 /* The token request answered: store the token, then let every waiter go on. */
 static void tok_flight_done(struct graph_req *r)
 {
     struct graph_tok *t = r->owner;
     t->flight = NULL;
+    tok_flight_unlink(t);
     bool ok = false;
     if (r->curl_code == CURLE_OK && r->status == 200) {
         char *token = NULL;
@@ -216,6 +228,9 @@ static void tok_start_flight(struct graph_tok *t)
     r->owner = t;
     t->refs++;
     t->flight = r;
+    struct graph_tok **flights = graph_flights_head(t->g);
+    t->fnext = *flights;
+    *flights = t;
     struct graph_tls tls;
     graph_token_tls(t, &tls);
     struct err e = {0};
@@ -264,14 +279,16 @@ void graph_token_drop(struct graph_tok *t, unsigned gen)
     }
 }
 
-/* Shutdown: token requests in flight are cancelled (their waiters were aborted). */
+/* Shutdown: token requests in flight are cancelled (their waiters were
+ * aborted), also those of tokens a reload took out of the cache. */
 void graph_token_abort_all(struct graph *g)
 {
-    for (struct graph_tok *t = *graph_toks_head(g); t; t = t->next) {
-        if (t->flight == NULL)
-            continue;
-        graph_xfer_cancel(graph_xfer_of(g), t->flight);
-        graph_req_free(t->flight);
+    struct graph_tok **flights = graph_flights_head(g);
+    while (*flights) {
+        struct graph_tok *t = *flights;
+        *flights = t->fnext;
+        t->fnext = NULL;
+        graph_req_discard(g, t->flight); /* also one that could not start */
         t->flight = NULL;
         graph_token_put(t);
     }

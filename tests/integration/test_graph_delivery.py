@@ -474,6 +474,24 @@ def test_sigterm_mid_transfer_keeps_message_queued(graph_fake, certs, tmp_path, 
     graph_fake.hold(False)
 
 
+def test_stop_after_reload_cancels_the_old_token_request(graph_fake, certs, tmp_path, daemons):
+    # A reload that changes the profile takes its token out of the cache while
+    # its token request is still held at the authority; a stop must still
+    # cancel that request (under ASan a leaked request or token fails the exit).
+    graph_fake.hold(graph=False, token=True)
+    d = start_daemon(daemons, tmp_path, graph_profile(graph_fake, certs),
+                     daemon={"shutdown_timeout": "1s"})
+    mid = d.enqueue("kunde@example.org", subject="Token angehalten", area="ppr")
+    wait_for(lambda: graph_fake.inflight("token") == 1, what="the token request held")
+    d.write_config(graph_profile(graph_fake, certs, extra="MaxConnections = 2"))
+    d.signal(signal.SIGHUP)
+    wait_for(lambda: len(d.lines_of("reload")) == 1, what="the reload")
+    assert d.stop(signal.SIGTERM) == 0
+    assert d.states()[mid] == "queued"
+    graph_fake.hold(graph=False, token=False)
+    assert not graph_fake.messages()
+
+
 # ---- mailspool test ------------------------------------------------------------------
 
 def run_test(d, to="kunde@example.org"):

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -344,6 +345,23 @@ static void test_parse_token(void **state)
     assert_int_equal(graph_json_parse_token(str, strlen(str), &tok, &exp), 0);
     assert_int_equal(exp, 5);
     free(tok);
+    /* Beyond a day is a day; huge, infinite or negative lifetimes never reach
+     * an integer conversion (the sanitizer build checks float casts). */
+    const char *lifetimes[][2] = {
+        {"86401", "86400"},   {"1e300", "86400"}, {"1e999", "86400"}, {"\"1e300\"", "86400"},
+        {"\"3599 \"", "3599"}, {"3599.9", "3599"}, {"0.5", "0"},     {"-1e300", "0"},
+        {"\"-5\"", "0"},      {"\"soon\"", "0"},  {"null", "0"},
+    };
+    for (size_t i = 0; i < sizeof lifetimes / sizeof lifetimes[0]; i++) {
+        char doc[128];
+        snprintf(doc, sizeof doc, "{\"expires_in\":%s,\"access_token\":\"x\"}", lifetimes[i][0]);
+        long long want = atoll(lifetimes[i][1]);
+        exp = -1;
+        assert_int_equal(graph_json_parse_token(doc, strlen(doc), &tok, &exp), want > 0 ? 0 : -1);
+        assert_int_equal(want > 0 ? exp : 0, want);
+        free(tok);
+        tok = NULL;
+    }
     const char *none = "{\"expires_in\":5}";
     assert_int_equal(graph_json_parse_token(none, strlen(none), &tok, &exp), -1);
     assert_null(tok);
@@ -361,6 +379,10 @@ static void test_parse_token(void **state)
     assert_int_equal(aadsts, 7000222);
     assert_string_equal(trace, "t-1");
     assert_string_equal(corr, "c-1");
+    free(error), free(msg), free(trace), free(corr);
+    const char *huge = "{\"error\":\"invalid_client\",\"error_codes\":[1e300]}";
+    graph_json_parse_token_error(huge, strlen(huge), &error, &msg, &aadsts, &trace, &corr);
+    assert_int_equal(aadsts, 0);
     free(error), free(msg), free(trace), free(corr);
 }
 
