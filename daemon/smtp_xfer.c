@@ -35,6 +35,7 @@ struct xfer_ctx {
     bool too_slow;
     bool need_auth; /* SMTPAuthReq = SSL */
     bool no_auth;   /* stopped: the server offered no AUTH after TLS */
+    bool rcpt_later; /* stopped: a recipient got a temporary (4xx) RCPT reply */
     bool prev_cr;   /* the last byte handed over was CR */
     struct err read_err;
     curl_off_t last_ul;
@@ -133,15 +134,31 @@ static int xfer_debug(CURL *h, curl_infotype type, char *data, size_t size, void
  * missed, at the reply to MAIL when no AUTH succeeded. A reused connection
  * was checked when it was opened.
  */
+/*
+ * Called after the trace saw each reply line (the debug callback comes first),
+ * so the trace's state is that of the line. Returning 0 stops the transfer
+ * there with CURLE_WRITE_ERROR:
+ * - SMTPAuthReq = SSL and the EHLO reply after TLS offers no AUTH (or MAIL
+ *   is about to go out without a login): nothing is sent;
+ * - a recipient got a temporary (4xx) reply to RCPT: with
+ *   CURLOPT_MAIL_RCPT_ALLOWFAILS curl would go on to DATA with the others and
+ *   that recipient would never get the message. Stopping before DATA defers
+ *   the whole message, so every recipient gets it exactly once, later (only
+ *   5xx recipients are left out, SPEC 9).
+ */
 static size_t xfer_header(char *buf, size_t size, size_t n, void *userp)
 {
     (void)buf;
     (void)size;
     struct xfer_ctx *x = userp;
-    if (x == NULL || !x->need_auth)
+    if (x == NULL)
         return n;
     const struct smtp_trace *t = &x->trace;
-    if (t->reused || !t->tls_done || t->auth_ok)
+    if (t->cmd == SMTP_CMD_RCPT && t->nrejects > 0 && t->rejects[t->nrejects - 1].code / 100 == 4) {
+        x->rcpt_later = true;
+        return 0;
+    }
+    if (!x->need_auth || t->reused || !t->tls_done || t->auth_ok)
         return n;
     if ((t->cmd == SMTP_CMD_EHLO && t->ehlo_final && !t->ehlo_auth) || t->cmd == SMTP_CMD_MAIL) {
         x->no_auth = true;
@@ -454,7 +471,15 @@ static void xfer_fill_job(CURL *h, CURLcode rc, struct xfer_ctx *x, struct smtp_
         job->stage = SMTP_STAGE_TLS;
     else if (rc == CURLE_LOGIN_DENIED)
         job->stage = SMTP_STAGE_AUTH;
-    if (x->no_auth) {
+    if (x->rcpt_later) {
+        const struct smtp_rcpt_reject *r = &job->rejects[job->nrejects - 1];
+        job->stage = SMTP_STAGE_RCPT;
+        job->reply_code = r->code;
+        free(job->reply);
+        job->reply = xasprintf("%s (RCPT TO:<%s>; stopped before DATA, so no recipient got it "
+                               "and all are tried again)",
+                               r->reply, r->addr);
+    } else if (x->no_auth) {
         job->curl_code = CURLE_AUTH_ERROR;
         job->stage = SMTP_STAGE_AUTH;
         job->error = xstrdup("the server offers no AUTH after TLS; nothing was sent");
@@ -512,8 +537,8 @@ static enum smtp_xfer_after xfer_after(CURLcode rc, const struct xfer_ctx *x,
     if (x->trace.reused && !x->data_sent && !x->aborted && !x->read_failed &&
         job->stage <= SMTP_STAGE_MAIL && (x->trace.last_code == 421 || x->trace.last_code == 0))
         return SMTP_XFER_RETRY_FRESH;
-    if (job->stage == SMTP_STAGE_TLS || job->stage == SMTP_STAGE_AUTH)
-        return SMTP_XFER_DROP;
+    if (job->stage == SMTP_STAGE_TLS || job->stage == SMTP_STAGE_AUTH || x->rcpt_later)
+        return SMTP_XFER_DROP; /* rcpt_later: a transaction is open on it */
     return SMTP_XFER_KEEP;
 }
 

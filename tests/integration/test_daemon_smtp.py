@@ -3,6 +3,7 @@ aiosmtpd peers on loopback (issue 3, "What it must show")."""
 import hashlib
 import os
 import signal
+import time
 
 import pytest
 
@@ -189,6 +190,32 @@ def test_rejected_recipient_fails_with_reply(smtp_peer, workdir):
                    if a["result"] == "rcpt-rejected")
         failed = d.lines_of("failed")
         assert len(failed) == 1 and "id=%d " % bad in failed[0] and "550" in failed[0]
+    finally:
+        assert d.stop() == 0
+
+
+def test_temporary_rcpt_reply_defers_the_whole_message(smtp_peer, workdir):
+    # 451 to one RCPT: curl (RCPT_ALLOWFAILS) would send the message to the
+    # others and that recipient would never get it. The transfer stops before
+    # DATA and the whole message is tried again; a 550 recipient is still left
+    # out (SPEC 9) once the others are accepted.
+    peer = smtp_peer(tempfail_first=1, tempfail_stage="rcpt", reject_rcpt="nobody@example.org")
+    d = Daemon(workdir, smtp_profile("relay", peer.port),
+               queue={"retry_min": "1s", "retry_max": "2s"}).start()
+    try:
+        mid = d.enqueue(["nobody@example.org", "spaeter@example.org", "ok@example.org"])
+        d.wait_states("sent", [mid], timeout=30)
+        [m] = peer.wait_for(1)
+        assert m["rcpt_tos"] == ["spaeter@example.org", "ok@example.org"]
+        time.sleep(0.5)
+        assert len(peer.messages()) == 1
+        [deferred] = d.lines_of("deferred")
+        assert "451" in deferred and "spaeter@example.org" in deferred
+        assert "stopped before DATA" in deferred
+        [rej] = d.lines_of("rcpt-rejected")  # from the attempt that sent it
+        assert "nobody@example.org" in rej and "550" in rej
+        results = [a["result"] for a in d.attempts(mid)]
+        assert "deferred" in results and "sent" in results
     finally:
         assert d.stop() == 0
 
