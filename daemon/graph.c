@@ -15,6 +15,7 @@
 
 #include <event2/event.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 #include <time.h>
 
@@ -120,10 +121,13 @@ void graph_req_discard(struct graph *g, struct graph_req *r)
 
 /* ---- the per-application budget ------------------------------------------- */
 
+/* Keyed by 365Client without regard to case: Entra's application ids are
+ * GUIDs, and two profiles spelling one in different cases are one
+ * application with one budget of GRAPH_MAX_INFLIGHT. */
 static struct graph_app *app_get(struct graph *g, const char *client)
 {
     for (struct graph_app *a = g->apps; a; a = a->next)
-        if (strcmp(a->client, client) == 0)
+        if (strcasecmp(a->client, client) == 0)
             return a;
     struct graph_app *a = xcalloc(1, sizeof *a);
     a->client = xstrdup(client);

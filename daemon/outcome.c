@@ -333,6 +333,8 @@ int64_t outcome_backoff(int attempts, int64_t retry_min, int64_t retry_max, int6
         delay = (double)retry_max;
     double jitter = 0.9 + 0.2 * ((double)rand_r(rand_state) / (double)RAND_MAX);
     int64_t d = (int64_t)(delay * jitter + 0.5);
+    if (d > retry_max) /* retry_max is a cap (SPEC 3): the jitter spreads below it */
+        d = retry_max;
     if (d < 1)
         d = 1;
     if (retry_after > d)

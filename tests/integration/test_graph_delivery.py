@@ -119,6 +119,29 @@ def test_fifty_messages_one_token_four_in_flight(graph_fake, certs, tmp_path, da
     assert_no_secrets_in_log(d, graph_fake)
 
 
+def test_four_in_flight_per_application_whatever_the_case_of_its_id(graph_fake, certs,
+                                                                     tmp_path, daemons):
+    # Two profiles of one application, its GUID written in lower and upper
+    # case (Entra takes both): one budget of 4 requests, not 4 each.
+    app = "abcdef12-3456-4890-abcd-ef1234567890"
+    graph_fake.add_app(client_id=app)
+
+    def profile(name, client):
+        return graph_profile(graph_fake, certs, name=name,
+                             extra="RateLimit = 0\nMaxConnections = 4").replace(
+            "365Client = %s" % graph_fake.client_id, "365Client = %s" % client)
+    lower, upper = profile("ppr", app), profile("ppr2", app.upper())
+    d = start_daemon(daemons, tmp_path, lower + upper, areas={"ppr": "ppr", "ppr2": "ppr2"})
+    graph_fake.hold(True)
+    ids = enqueue_many(d, 8) + enqueue_many(d, 8, area="ppr2")
+    wait_for(lambda: graph_fake.inflight("graph") == 4, timeout=60, what="4 held requests")
+    time.sleep(0.5)
+    assert graph_fake.inflight("graph") == 4
+    graph_fake.hold(False)
+    d.wait_states("sent", ids, timeout=120)
+    assert graph_fake.max_inflight("graph") == 4
+
+
 def test_graceful_stop_returns_graph_messages_claimed_ahead(graph_fake, certs, tmp_path,
                                                            daemons):
     # MaxConnections = 4 and no RateLimit: four requests held at the fake, more
