@@ -124,7 +124,7 @@ void config_file_free(struct cfg_file *cf);
 
 /* config_table.c */
 int config_key_find(enum cfg_kind kind, const char *name);
-const char *config_key_suggest(enum cfg_kind kind, const char *name);
+const char *config_key_suggest(enum cfg_kind kind, const char *name, bool *close);
 size_t config_edit_distance(const char *a, const char *b);
 const char *config_kind_title(enum cfg_kind kind);
 enum cfg_kind config_kind_of_key(const char *name, enum cfg_kind not_this);

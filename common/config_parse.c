@@ -175,14 +175,20 @@ static void unknown_key(struct parser *ps, const char *key)
 {
     enum cfg_kind here = ps->cur->kind;
     enum cfg_kind other = config_kind_of_key(key, here);
-    const char *best = config_key_suggest(here, key);
-    if (best)
+    bool close = false;
+    const char *best = config_key_suggest(here, key, &close);
+    if (close)
         config_diag(ps->d, ps->path, ps->line, false, prof(ps),
                     "unknown key '%s'; did you mean '%s'?", key, best);
     else if (other != CK_NONE)
         config_diag(ps->d, ps->path, ps->line, false, prof(ps),
                     "key '%s' does not belong in %s: move it to %s", key, config_kind_title(here),
                     config_kind_title(other));
+    else if (best)
+        config_diag(ps->d, ps->path, ps->line, false, prof(ps),
+                    "unknown key '%s' in %s; the closest known key is '%s' (see "
+                    "mailspool.conf(5) for the keys of this section)",
+                    key, config_kind_title(here), best);
     else
         config_diag(ps->d, ps->path, ps->line, false, prof(ps),
                     "unknown key '%s' in %s: see mailspool.conf(5) for the keys of this section",

@@ -172,8 +172,9 @@ size_t config_edit_distance(const char *a, const char *b)
     return d[la][lb];
 }
 
-/* The closest key of kind, when it is close enough to be a typo. */
-const char *config_key_suggest(enum cfg_kind kind, const char *name)
+/* The closest key of kind (or its alias); *close tells whether it is close
+ * enough to be a typo. NULL only for a kind without keys. */
+const char *config_key_suggest(enum cfg_kind kind, const char *name, bool *close)
 {
     const char *best = NULL;
     size_t bestd = SIZE_MAX;
@@ -193,7 +194,8 @@ const char *config_key_suggest(enum cfg_kind kind, const char *name)
     }
     size_t len = strlen(name);
     size_t limit = len < 4 ? 1 : len / 3 + 1;
-    return bestd <= limit ? best : NULL;
+    *close = best != NULL && bestd <= limit;
+    return best;
 }
 
 /* Durations: a number with an optional s, m, h or d suffix (bare: seconds). */

@@ -90,12 +90,17 @@ void lifecycle_reload(struct daemon *d)
     struct config *neu = NULL;
     struct diags dg = {0};
     int rc = config_load(d->config_path, CONFIG_RESOLVE_SECRETS, &neu, &dg);
-    for (size_t i = 0; i < dg.n; i++)
-        log_event(d->log, dg.v[i].warning ? LL_WARN : LL_ERROR,
-                  dg.v[i].warning ? "config-warning" : "config-error",
-                  "file=%q line=%d%s%q text=%q", dg.v[i].file, dg.v[i].line,
-                  dg.v[i].profile ? " profile=" : "", dg.v[i].profile ? dg.v[i].profile : "",
-                  dg.v[i].text);
+    for (size_t i = 0; i < dg.n; i++) {
+        const struct diag *dv = &dg.v[i];
+        const char *ev = dv->warning ? "config-warning" : "config-error";
+        if (dv->profile)
+            log_event(d->log, dv->warning ? LL_WARN : LL_ERROR, ev,
+                      "file=%q line=%d profile=%q text=%q", dv->file, dv->line, dv->profile,
+                      dv->text);
+        else
+            log_event(d->log, dv->warning ? LL_WARN : LL_ERROR, ev, "file=%q line=%d text=%q",
+                      dv->file, dv->line, dv->text);
+    }
     diags_free(&dg);
     if (rc != 0) {
         log_event(d->log, LL_ERROR, "config-error", "file=%q reason=%q", d->config_path,

@@ -24,6 +24,21 @@
     "area, to, cc, bcc, reply_to, subject, text, html, attachments, headers, ref, not_before, "    \
     "expires, priority"
 
+/* Whether f is one of JSON_ENQUEUE_FIELDS. A null value means "not given",
+ * but only for a field the document has: a misspelt field is an error even
+ * when it is null (SPEC 4: unknown fields are errors). */
+static bool json_enqueue_known(const char *f)
+{
+    static const char fields[] = JSON_ENQUEUE_FIELDS;
+    size_t n = strlen(f);
+    if (n == 0 || strpbrk(f, ", ") != NULL)
+        return false;
+    for (const char *p = fields; (p = strstr(p, f)) != NULL; p += n)
+        if ((p == fields || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
 static int json_enqueue_type(const char *field, const char *want, struct err *e)
 {
     return err_set(e, EX_DATAERR, "JSON field \"%s\": must be %s", field, want);
@@ -337,9 +352,10 @@ int json_enqueue_parse(const char *text, size_t len, struct message **out, struc
     struct message *m = message_new();
     const cJSON *v;
     for (v = rc == 0 ? root->child : NULL; v && rc == 0; v = v->next) {
-        if (cJSON_IsNull(v))
+        bool null = cJSON_IsNull(v);
+        if (null && json_enqueue_known(v->string))
             continue; /* null is "not given" for every field */
-        int r = json_enqueue_field(m, v, e);
+        int r = null ? 1 : json_enqueue_field(m, v, e);
         if (r == 1)
             rc = err_set(e, EX_DATAERR,
                          "JSON field \"%s\": unknown: the document takes " JSON_ENQUEUE_FIELDS,

@@ -169,9 +169,13 @@ def test_reload_invalid_keeps_old_valid_applies(smtp_peer, workdir):
         # Under load: 300 messages are being delivered while the invalid file arrives.
         _fill(d, 300, "load")
         with open(d.conf, "a") as f:
-            f.write("\n[profile broken]\nSMTPHots = x\n")
+            f.write("\n[profile broken]\nSMTPHots = x\n[areaa x]\n")
         d.signal(signal.SIGHUP)
         wait_for(lambda: d.lines_of("config-error"), timeout=20, what="config-error")
+        errors = d.lines_of("config-error")
+        assert any(" profile=broken " in l for l in errors)
+        outside = [l for l in errors if "areaa" in l]
+        assert outside and all(re.search(r' line=\d+ text="', l) for l in outside), errors
         b = d.enqueue("b@example.org")
         d.wait_states("sent", timeout=60)
         assert d.states()[b] == "sent"

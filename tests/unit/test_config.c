@@ -316,7 +316,8 @@ static void test_unknown_key_suggestion(void **state)
     assert_int_equal(load(f,
                           "[profile relay]\nFromAddress = a@example.org\nSMTPHots = h\n"
                           "SMTPAuthReq = NIL\nsmtphost = h\nfrmaddress = x\nmax_connections = 3\n"
-                          "Gibberish = 1\n[daemon]\nlifetime = 5d\n[quue]\nx = y\n",
+                          "Gibberish = 1\n[daemon]\nlifetime = 5d\n[quue]\nx = y\n"
+                          "[profile p2]\nKennwort = x\n",
                           0),
                      EX_CONFIG);
     assert_null(f->c);
@@ -326,7 +327,11 @@ static void test_unknown_key_suggestion(void **state)
                       "'FromAddress'?");
     assert_printed(f, ":7: profile relay: unknown key 'max_connections'; did you mean "
                       "'MaxConnections'?");
-    assert_printed(f, ":8: profile relay: unknown key 'Gibberish' in [profile NAME]");
+    /* Far from every key: still the closest one (SPEC 3), not as a typo. */
+    assert_printed(f, ":8: profile relay: unknown key 'Gibberish' in [profile NAME]; the closest "
+                      "known key is '");
+    assert_printed(f, ":14: profile p2: unknown key 'Kennwort' in [profile NAME]; the closest "
+                      "known key is 'Passwort'");
     assert_printed(f, ":10: key 'lifetime' does not belong in [daemon]: move it to [queue]");
     assert_printed(f, ":11: unknown section [quue]; did you mean [queue]?");
     /* Keys of an unknown section are not reported again. */

@@ -110,6 +110,11 @@ static void test_rejections(void **state)
         {"{\"priority\":\"1\"}", "priority"},
         {"{\"priority\":1e12}", "priority"},
         {"[1,2]", "must be an object"},
+        /* null is "not given" for known fields only: a misspelt one is an error */
+        {"{\"bc\":null}", "JSON field \"bc\": unknown"},
+        {"{\"to, cc\":null}", "unknown"},
+        {"{\"\":null}", "unknown"},
+        {"{\"priorit\":null}", "unknown"},
         {"{\"area\": \"a\",\n \"to\": [}", "line 2"},
         {"", "syntax error"},
     };
@@ -129,7 +134,8 @@ static void test_nulls_are_absent(void **state)
 {
     (void)state;
     const char *doc = "{\"area\":\"report\",\"to\":[\"a@example.org\"],\"subject\":\"s\","
-                      "\"text\":\"t\",\"html\":null,\"ref\":null,\"priority\":null}";
+                      "\"text\":\"t\",\"html\":null,\"ref\":null,\"priority\":null,"
+                      "\"cc\":null,\"expires\":null}";
     struct message *m = NULL;
     struct err e = {0};
     if (json_enqueue_parse(doc, strlen(doc), &m, &e) != 0)
