@@ -11,6 +11,7 @@
 #include "config_impl.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,46 @@ static size_t count_kind(const struct cfg_file *cf, enum cfg_kind kind)
     for (size_t i = 0; i < cf->nsecs; i++)
         n += cf->secs[i].kind == kind;
     return n;
+}
+
+/* Whether an error of d lies on the lines of section s (up to the next one). */
+static bool section_has_error(const struct cfg_file *cf, const struct cfg_section *s,
+                              const struct diags *d)
+{
+    int end = INT_MAX;
+    for (size_t i = 0; i < cf->nsecs; i++)
+        if (cf->secs[i].line > s->line && cf->secs[i].line < end)
+            end = cf->secs[i].line;
+    for (size_t i = 0; i < d->n; i++)
+        if (!d->v[i].warning && d->v[i].line >= s->line && d->v[i].line < end)
+            return true;
+    return false;
+}
+
+char *config_spool_path(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return NULL;
+    struct cfg_file cf = {0};
+    struct diags d = {0};
+    int rc = config_parse_file(f, path, &cf, &d);
+    fclose(f);
+    char *out = NULL;
+    const struct cfg_section *s = find_single(&cf, CK_SPOOL);
+    if (rc == 0 && count_kind(&cf, CK_SPOOL) <= 1 && !(s && section_has_error(&cf, s, &d))) {
+        const char *raw = s ? s->vals[K_SPOOL_PATH].raw : NULL;
+        struct config tmp = {0};
+        char *why = NULL;
+        if (raw == NULL || *raw == '\0')
+            out = xstrdup(CONFIG_DEFAULT_SPOOL);
+        else if (config_value_store(&config_keys[K_SPOOL_PATH], raw, &tmp, &why) == 0)
+            out = tmp.spool_path;
+        free(why);
+    }
+    config_file_free(&cf);
+    diags_free(&d);
+    return out;
 }
 
 static void build_globals(struct config *c, const struct cfg_file *cf, struct diags *d)

@@ -125,6 +125,11 @@ enum config_flags {
  */
 int config_load(const char *path, int flags, struct config **out, struct diags *d);
 void config_free(struct config *c);
+/* The [spool] path of the file at path (CONFIG_DEFAULT_SPOOL when it names
+ * none), read even when other sections have errors, so that producers keep
+ * enqueueing while an administrator fixes a profile; NULL when the file
+ * cannot be read or its [spool] section itself has an error. */
+char *config_spool_path(const char *path);
 
 /* The area serving name: its own section, else [area *], else NULL. */
 const struct area *config_area_find(const struct config *c, const char *name);

@@ -33,14 +33,17 @@ struct cli {
     enum cli_config_state config_state;
     struct config *cfg; /* only when CLI_CONFIG_VALID */
     struct diags diags;
+    char *spool_salvaged; /* [spool] path of an invalid config, once looked up */
 };
 
 /* cli_util.c */
 /* Loads the configuration once (without secrets); returns its state. */
 enum cli_config_state cli_util_config(struct cli *c);
 /* -s, $MAILSPOOL_SPOOL, [spool] path of a readable config, else the default.
- * A readable but invalid config without -s/env is EX_CONFIG: guessing the
- * default could put mail into a spool no daemon reads. */
+ * A readable config with errors elsewhere still gives its [spool] path (with
+ * a note): a broken profile must not stop producers. One whose [spool]
+ * section itself is wrong is EX_CONFIG: guessing the default could put mail
+ * into a spool no daemon reads. */
 int cli_util_spool_path(struct cli *c, const char **out, struct err *e);
 int cli_util_open(struct cli *c, int flags, struct spool **sp, struct err *e);
 /* Prints "mailspool: MESSAGE" to stderr; returns e->code (EX_SOFTWARE if 0). */

@@ -46,9 +46,22 @@ int cli_util_spool_path(struct cli *c, const char **out, struct err *e)
                                                              : CONFIG_DEFAULT_SPOOL;
             break;
         case CLI_CONFIG_INVALID:
+            if (c->spool_salvaged == NULL) {
+                c->spool_salvaged = config_spool_path(c->config_path);
+                if (c->spool_salvaged)
+                    fprintf(stderr,
+                            "mailspool: note: configuration %s has errors (run `mailspoold -c "
+                            "%s --check`); its [spool] path %s is used\n",
+                            c->config_path, c->config_path, c->spool_salvaged);
+            }
+            if (c->spool_salvaged) {
+                *out = c->spool_salvaged;
+                break;
+            }
             return err_set(e, EX_CONFIG,
-                           "configuration %s has errors, so its [spool] path is unknown: run "
-                           "`mailspoold -c %s --check` and fix it, or pass -s SPOOL",
+                           "configuration %s has errors in its [spool] section, so its [spool] "
+                           "path is unknown: run `mailspoold -c %s --check` and fix it, or pass "
+                           "-s SPOOL",
                            c->config_path, c->config_path);
         default:
             *out = CONFIG_DEFAULT_SPOOL;
@@ -165,6 +178,7 @@ void cli_util_print_json(cJSON *v)
 
 void cli_util_free(struct cli *c)
 {
+    free(c->spool_salvaged);
     config_free(c->cfg);
     diags_free(&c->diags);
 }

@@ -13,8 +13,10 @@
 #include <sys/time.h>
 #include <time.h>
 
-/* Extra BEGIN IMMEDIATE attempts after busy_timeout gave up (or SQLite
- * returned BUSY without waiting, as it may during WAL recovery). */
+/* Extra BEGIN IMMEDIATE attempts when SQLite returned BUSY without waiting
+ * (as it may during WAL recovery), all within SPOOL_DB_BUSY_MS: once the busy
+ * handler has waited that long, the lock holder is stuck and the caller
+ * hears so (a producer exits 75) instead of waiting six times as long. */
 #define SPOOL_DB_BEGIN_RETRIES 5
 
 int64_t spool_db_now(void)
@@ -189,14 +191,24 @@ int spool_db_read_begin(struct spool *sp, struct err *e)
     return 0;
 }
 
+static int64_t spool_db_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int spool_db_begin(struct spool *sp, struct err *e)
 {
     int rc = SQLITE_OK;
+    int64_t start = spool_db_mono_ms();
     for (int i = 0; i <= SPOOL_DB_BEGIN_RETRIES; i++) {
         rc = spool_db_control(sp, "BEGIN IMMEDIATE");
         if (rc == SQLITE_OK)
             return 0;
         if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            break;
+        if (spool_db_mono_ms() - start >= SPOOL_DB_BUSY_MS)
             break;
         struct timespec ts = {0, 20L * 1000 * 1000 * (i + 1)};
         nanosleep(&ts, NULL);

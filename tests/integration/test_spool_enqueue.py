@@ -216,13 +216,32 @@ def test_spool_path_from_config(env):
     assert count(other) == 1 and count(env.spool) == 1
 
 
-def test_invalid_config_without_spool_path_is_78(env):
+def test_config_broken_elsewhere_still_gives_its_spool_path(env):
+    # An administrator's typo in a profile must not stop the producers: the
+    # [spool] path is still used (SPEC 2.2: "if it is readable"), with a note.
     env.conf = env.write("broken.conf", "[spool]\npath = %s\n[profile x]\nBogusKey = 1\n"
                          % env.spool)
     p = env.cli("enqueue", "--area", "invoice", "--to", "a@example.org", "--subject", "s",
                 "--text", env.body, spool=False)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "1"
+    assert "has errors" in p.stderr and env.spool in p.stderr and "--check" in p.stderr
+    assert count(env.spool) == 1
+    p = env.cli("list", spool=False)
+    assert p.returncode == 0 and "a@example.org" in p.stdout, p.stderr
+
+
+@pytest.mark.parametrize("spool_section", [
+    "[spool]\npath {spool}\n",               # a line that is no assignment
+    "[spool]\npath = {spool}\nfrobnicate = 1\n",  # an error in the section
+    "[spool]\npath = {spool}\n[spool]\npath = {spool}\n",  # two of it
+])
+def test_invalid_spool_section_is_78(env, spool_section):
+    env.conf = env.write("broken.conf", spool_section.format(spool=env.spool))
+    p = env.cli("enqueue", "--area", "invoice", "--to", "a@example.org", "--subject", "s",
+                "--text", env.body, spool=False)
     assert p.returncode == 78, p.stderr
-    assert env.conf in p.stderr and "-s" in p.stderr
+    assert env.conf in p.stderr and "-s" in p.stderr and "[spool]" in p.stderr
     assert not os.path.exists(env.spool)
 
 
