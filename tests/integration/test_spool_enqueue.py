@@ -432,3 +432,24 @@ def test_producer_needs_no_access_to_secrets(env):
     assert env.enqueue_ok(area="invoice") == 1
     p = env.enqueue(area="parking")
     assert p.returncode == 65 and "parking" in p.stderr
+
+
+@pytest.mark.slow  # waits out the 10 s busy limit
+def test_locked_spool_is_75_after_the_busy_limit(env):
+    # SPEC 2: spool busy or locked -> 75 (retry). The busy handler waits 10 s;
+    # the BEGIN retries must not multiply that (it was about a minute).
+    import time
+    env.enqueue_ok()
+    holder = sqlite3.connect(env.spool, isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        t0 = time.monotonic()
+        p = env.enqueue()
+        took = time.monotonic() - t0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert p.returncode == 75, p.stderr
+    assert "busy" in p.stderr and "10 s" in p.stderr and "retry" in p.stderr
+    assert 9 <= took < 20, took
+    assert count(env.spool) == 1
