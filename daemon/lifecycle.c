@@ -84,6 +84,32 @@ static void lifecycle_forget_changed(struct daemon *d, const struct config *old,
     }
 }
 
+/* Messages of an area the old configuration did not serve were deferred by
+ * retry_min at a time; those whose area this reload adds are due now (SPEC
+ * 6: deferred "until a reload adds the area"). Returns how many. */
+static int64_t lifecycle_release_added_areas(struct daemon *d, const struct config *old,
+                                             const struct config *neu)
+{
+    if (config_area_find(old, NULL) != NULL)
+        return 0; /* [area *] served every area */
+    const char **was = xcalloc(old->nareas + 1, sizeof *was);
+    const char **now = xcalloc(neu->nareas + 1, sizeof *now);
+    for (size_t i = 0; i < old->nareas; i++)
+        was[i] = old->areas[i].name;
+    size_t nnow = 0;
+    for (size_t i = 0; i < neu->nareas; i++)
+        if (strcmp(neu->areas[i].name, "*") != 0)
+            now[nnow++] = neu->areas[i].name;
+    int64_t n = 0;
+    struct err e = {0};
+    if (spool_release_areas(d->spool, now_s_wall(), was, old->nareas, now, nnow,
+                            config_area_find(neu, NULL) != NULL, &n, &e) != 0)
+        log_event(d->log, LL_WARN, "spool", "op=release reason=%q", e.msg);
+    free(was);
+    free(now);
+    return n;
+}
+
 void lifecycle_reload(struct daemon *d)
 {
     notify_reloading(d->notify);
@@ -115,12 +141,13 @@ void lifecycle_reload(struct daemon *d)
         log_event(d->log, LL_WARN, "reload", "reason=%q",
                   "[spool] path changed: takes effect at the next restart");
     lifecycle_forget_changed(d, d->cfg->cfg, neu);
+    int64_t released = lifecycle_release_added_areas(d, d->cfg->cfg, neu);
     cfgref_put(d->cfg);
     d->cfg = cfgref_new(neu);
     profstate_sync(d);
     profstate_resume_all(d, "configuration reloaded");
-    log_event(d->log, LL_INFO, "reload", "file=%q profiles=%zu areas=%zu", d->config_path,
-              neu->nprofiles, neu->nareas);
+    log_event(d->log, LL_INFO, "reload", "file=%q profiles=%zu areas=%zu released=%lld",
+              d->config_path, neu->nprofiles, neu->nareas, (long long)released);
     notify_ready(d->notify);
     sched_kick(d);
 }

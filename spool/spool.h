@@ -67,6 +67,14 @@ int spool_requeue_sending(struct spool *sp, int64_t **ids, size_t *n, struct err
 int spool_due(struct spool *sp, int64_t now, const char *const *areas, size_t nareas, bool only,
               size_t max, struct spool_due **out, size_t *n, struct err *e);
 void spool_due_free(struct spool_due *v, size_t n);
+/* Makes queued messages due at now whose area is not one of was[] (the areas
+ * an old configuration served, without a catch-all) and, unless all, is one
+ * of now_served[]: a reload that adds their area releases them (SPEC 6)
+ * instead of leaving them to wait out the retry_min they were deferred by.
+ * not_before still holds. *count: how many. */
+int spool_release_areas(struct spool *sp, int64_t now, const char *const *was, size_t nwas,
+                        const char *const *now_served, size_t nnow, bool all, int64_t *count,
+                        struct err *e);
 
 /* Queued messages (due or not) created before created_before, or whose
  * expires (when set) is <= now: candidates for expiry, checked by the daemon

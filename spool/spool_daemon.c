@@ -113,6 +113,48 @@ int spool_due(struct spool *sp, int64_t now, const char *const *areas, size_t na
     return spool_due_collect(sp, st, "listing due messages", out, n, e);
 }
 
+int spool_release_areas(struct spool *sp, int64_t now, const char *const *was, size_t nwas,
+                        const char *const *now_served, size_t nnow, bool all, int64_t *count,
+                        struct err *e)
+{
+    *count = 0;
+    if (!all && nnow == 0)
+        return 0;
+    struct buf sql = BUF_INIT;
+    buf_puts(&sql, "UPDATE messages SET next_attempt = ?1"
+                   " WHERE state = 'queued' AND next_attempt > ?1");
+    size_t k = 2;
+    if (nwas > 0) {
+        buf_puts(&sql, " AND area NOT IN (");
+        for (size_t i = 0; i < nwas; i++)
+            buf_printf(&sql, "%s?%zu", i ? ", " : "", k++);
+        buf_puts(&sql, ")");
+    }
+    if (!all) {
+        buf_puts(&sql, " AND area IN (");
+        for (size_t i = 0; i < nnow; i++)
+            buf_printf(&sql, "%s?%zu", i ? ", " : "", k++);
+        buf_puts(&sql, ")");
+    }
+    sqlite3_stmt *st;
+    int rc = spool_db_prepare(sp, sql.data, &st, e);
+    buf_free(&sql);
+    if (rc != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, now);
+    k = 2;
+    for (size_t i = 0; i < nwas; i++)
+        spool_db_bind_text(st, (int)k++, was[i]);
+    for (size_t i = 0; !all && i < nnow; i++)
+        spool_db_bind_text(st, (int)k++, now_served[i]);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return spool_db_fail(sp, rc, "releasing messages of areas a reload added", e);
+    *count = sqlite3_changes(sp->db);
+    return 0;
+}
+
 int spool_expiry_candidates(struct spool *sp, int64_t now, int64_t created_before, size_t max,
                             struct spool_due **out, size_t *n, struct err *e)
 {

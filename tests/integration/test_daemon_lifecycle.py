@@ -259,25 +259,31 @@ def test_expires_in_the_past_fails_as_expired(smtp_peer, workdir):
 
 
 def test_unserved_area_is_deferred_until_reload(smtp_peer, workdir):
+    # retry_min is a minute: the reload itself must release the message
+    # (SPEC 6), not the end of its deferral; another unserved area stays.
     peer = smtp_peer()
     prof = smtp_profile("relay", peer.port)
-    d = Daemon(workdir, prof, areas={"invoice": "relay"}).start()
+    queue = {"retry_min": "60s", "retry_max": "120s"}
+    d = Daemon(workdir, prof, areas={"invoice": "relay"}, queue=queue).start()
     try:
+        ids = []
         with d.db() as c:
-            c.execute("INSERT INTO messages (area, subject, body_text) VALUES "
-                      "('border', 'Grenzanmeldung', 'x')")
-            mid = c.execute("SELECT last_insert_rowid()").fetchone()[0]
-            c.execute("INSERT INTO recipients (message_id, kind, address) VALUES "
-                      "(?, 'to', 'a@example.org')", (mid,))
-        wait_for(lambda: any("border" in l for l in d.lines_of("deferred")), timeout=20,
-                 what="deferral")
+            for area in ("border", "parking"):
+                c.execute("INSERT INTO messages (area, subject, body_text) VALUES "
+                          "(?, 'Grenzanmeldung', 'x')", (area,))
+                mid = c.execute("SELECT last_insert_rowid()").fetchone()[0]
+                c.execute("INSERT INTO recipients (message_id, kind, address) VALUES "
+                          "(?, 'to', 'a@example.org')", (mid,))
+                ids.append(mid)
+        wait_for(lambda: len(d.lines_of("deferred")) == 2, timeout=20, what="deferrals")
         # The deferral is logged before the spool records it: wait (bounded).
-        d.wait_states("queued", [mid], timeout=30)
-        d.write_config(prof, areas={"invoice": "relay", "border": "relay"})
+        d.wait_states("queued", ids, timeout=30)
+        d.write_config(prof, areas={"invoice": "relay", "border": "relay"}, queue=queue)
         d.signal(signal.SIGHUP)
-        # Make it due now; the daemon may already have sent it after the reload
-        # (then retry refuses a sent message, which is fine here).
-        d.cli("retry", str(mid))
-        d.wait_states("sent", [mid], timeout=20)
+        d.wait_states("sent", ids[:1], timeout=20)
+        [reload] = d.lines_of("reload")
+        assert "released=1" in reload
+        assert d.states()[ids[1]] == "queued"
+        assert len(peer.wait_for(1)) == 1
     finally:
         assert d.stop() == 0
