@@ -10,9 +10,14 @@
  *
  * Accepted:  a@b.example  <a@b.example>  Name <a@b.example>
  *            "Name, Jr." <a@b.example>   Bärbel Groß <b@example.org>
+ *            Groß, Bärbel <b@example.org>   Dr. Müller (Buchhaltung) <m@x.example>
+ *            (a name before '<' is taken as written: one field holds one
+ *            address, so its ',' or '(' cannot start another address or a
+ *            comment; the composer quotes it in the header)
  *            "quoted local"@b.example    a@[192.0.2.1]  a@[IPv6:2001:db8::1]
  *            UTF-8 in local parts and domains (RFC 6531), kept as written.
- * Refused:   groups, comments, source routes, several addresses, control
+ * Refused:   groups, comments (outside a name), source routes, several
+ *            addresses, '@' '"' '\\' in an unquoted name, control
  *            bytes, invalid UTF-8, '@' inside a quoted local part, local
  *            parts over 64 octets, domains over 255 or labels over 63 octets.
  */
@@ -338,21 +343,21 @@ static char *unquote_name(const char *s, const char **end, const char **why)
     return o.p;
 }
 
-/* Why the unquoted display name s (len octets) is refused, or NULL. '.' is
- * allowed ("J. Smith", RFC 5322 obs-phrase); other specials need quotes. */
+/* Why the unquoted display name s (len octets) is refused, or NULL. Names
+ * may hold any text (SPEC 2.2): '.', ',', '(', ')', '[' and ']' are taken
+ * literally ("J. Smith", "Groß, Bärbel", "Dr. Müller (Buchhaltung)"), as
+ * the field holds one address. Refused: '@' (most likely a second address:
+ * "a@x.example, B <b@y.example>"), ':' and ';' (group syntax), and '"' or
+ * '\\' (quoting half a name). */
 static const char *check_plain_name(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (c == '(' || c == ')')
-            return "comments \"(...)\" are not supported";
-        if (c == ',')
-            return "only one address is allowed (a ',' in a name needs quotes: \"Name, Jr.\")";
         if (c == ':' || c == ';')
             return "groups (\"name: a@b;\") are not supported";
         if (c == '"')
             return "a name must be either wholly quoted or not quoted at all";
-        if (c != '\0' && strchr("<>[]@\\", c))
+        if (c != '\0' && strchr("<>@\\", c))
             return "the name has a special character; put the name in double quotes";
     }
     return NULL;

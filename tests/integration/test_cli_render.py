@@ -81,6 +81,31 @@ def test_render_with_profile(bins, workdir):
     assert again.stdout == raw
 
 
+def test_names_with_commas_and_parentheses_are_taken_as_written(bins, workdir):
+    # One --to, one address (SPEC 9): "Groß, Bärbel" is a name, not two
+    # addresses, and "(Buchhaltung)" is part of it; the header quotes them.
+    spool, conf, body = make_env(bins, workdir)
+    p = ms(bins, conf, spool, "enqueue", "--area", "invoice",
+           "--to", "Smith, John <j@example.org>", "--to", "Groß, Bärbel <b@example.org>",
+           "--cc", "Dr. Mueller (Buchhaltung) <m@example.org>", "--subject", "s",
+           "--text", body)
+    assert p.returncode == 0, p.stderr
+    raw = ms(bins, conf, spool, "render", p.stdout.strip())
+    assert raw.returncode == 0, raw.stderr
+    text = raw.stdout if isinstance(raw.stdout, str) else raw.stdout.decode()
+    assert '"Smith, John" <j@example.org>' in text
+    assert '"Dr. Mueller (Buchhaltung)" <m@example.org>' in text
+    msg = email.message_from_string(text, policy=email.policy.default)
+    assert [(a.display_name, a.addr_spec) for a in msg["To"].addresses] == [
+        ("Smith, John", "j@example.org"), ("Groß, Bärbel", "b@example.org")]
+    assert [(a.display_name, a.addr_spec) for a in msg["Cc"].addresses] == [
+        ("Dr. Mueller (Buchhaltung)", "m@example.org")]
+    # A second address in the field is still refused.
+    p = ms(bins, conf, spool, "enqueue", "--area", "invoice", "--to",
+           "a@example.org, Hans <h@example.org>", "--subject", "s", "--text", body)
+    assert p.returncode == 65 and "--to" in p.stderr
+
+
 def test_render_message_reply_to_wins(bins, workdir):
     spool, conf, body = make_env(bins, workdir)
     p = ms(bins, conf, spool, "enqueue", "--area", "invoice", "--to", "a@example.org",
