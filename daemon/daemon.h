@@ -40,6 +40,7 @@ struct profstate {
     char *name;
     int active;              /* deliveries in flight */
     int64_t suspended_until; /* monotonic ms; 0: not suspended */
+    int64_t held_until;      /* monotonic ms: a server's Retry-After; not a fault */
     int faults;              /* consecutive profile faults (backoff exponent) */
     char *suspend_reason;    /* what the administrator must fix */
     int64_t *window;         /* ring of the last rate_limit send starts (monotonic ms) */
@@ -117,6 +118,9 @@ bool profstate_available(struct daemon *d, const struct profile *p, int64_t mono
 int64_t profstate_next_slot(struct daemon *d, const struct profile *p, int64_t mono);
 void profstate_started(struct daemon *d, const struct profile *p, int64_t mono);
 void profstate_suspend(struct daemon *d, const struct profile *p, const char *reason);
+/* The server asked for seconds of quiet (Retry-After on a 429 or 503): no
+ * delivery of the profile starts before then. */
+void profstate_hold(struct daemon *d, const struct profile *p, int64_t seconds);
 void profstate_resume_all(struct daemon *d, const char *why);
 void profstate_check_resume(struct daemon *d, int64_t mono);
 void profstate_success(struct daemon *d, const struct profile *p);

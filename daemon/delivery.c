@@ -188,6 +188,8 @@ void delivery_finish(struct delivery *dl, const struct outcome *o)
         __attribute__((fallthrough));
     case OUT_TEMPFAIL: {
         profstate_error(d, dl->p, o->reason);
+        if (o->retry_after > 0)
+            profstate_hold(d, dl->p, o->retry_after);
         if (c->max_attempts > 0 && attempt >= c->max_attempts) {
             char why[700];
             snprintf(why, sizeof why, "gave up after %d attempts: %s", attempt, o->reason);

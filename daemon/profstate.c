@@ -84,6 +84,8 @@ int64_t profstate_next_slot(struct daemon *d, const struct profile *p, int64_t m
     int64_t t = mono;
     if (ps->suspended_until > t)
         t = ps->suspended_until;
+    if (ps->held_until > t)
+        t = ps->held_until;
     if (ps->window_len > 0) {
         /* the oldest of the last rate_limit starts must be a minute old */
         int64_t oldest = ps->window[ps->window_pos];
@@ -167,6 +169,20 @@ void profstate_suspend(struct daemon *d, const struct profile *p, const char *re
     log_event(d->log, LL_ERROR, "profile-suspended", "profile=%q via=%s for=%llds reason=%q",
               p->name, transport_name(p->transport), (long long)delay, reason);
     d->profiles_dirty = true;
+}
+
+/*
+ * Graph throttles per application and mailbox, and requests sent while
+ * throttled count against it and extend the throttling (Microsoft's
+ * throttling guidance): the Retry-After of one message holds its profile's
+ * other messages too, not only the one that got it.
+ */
+void profstate_hold(struct daemon *d, const struct profile *p, int64_t seconds)
+{
+    struct profstate *ps = profstate_get(d, p->name);
+    int64_t until = now_ms_mono() + seconds * 1000;
+    if (until > ps->held_until)
+        ps->held_until = until;
 }
 
 static void profstate_resume(struct daemon *d, struct profstate *ps, const char *why)

@@ -98,6 +98,20 @@ def test_429_storm_with_retry_after(graph_fake, certs, tmp_path, daemons):
                 assert nxt["at_ms"] - nxt["duration_ms"] - prev["at_ms"] >= 1000, log
 
 
+def test_retry_after_holds_the_whole_profile(graph_fake, certs, tmp_path, daemons):
+    # Graph throttles per application and mailbox, and requests sent while
+    # throttled extend it: one message's Retry-After holds the others too.
+    graph_fake.throttle(count=1, retry_after=3, endpoint="sendMail")
+    d = start_daemon(daemons, tmp_path, graph_profile(
+        graph_fake, certs, extra="RateLimit = 0\nMaxConnections = 1"), queue=QUEUE, daemon=DAEMON)
+    ids = enqueue_n(d, 3, "gedrosselt")
+    assert_all_once(d, graph_fake, ids)
+    sends = sorted((r["t"], r["status"]) for r in graph_fake.requests()
+                   if r["endpoint"] == "graph:sendMail")
+    assert [st for _, st in sends].count(429) == 1 and sends[0][1] == 429, sends
+    assert sends[1][0] - sends[0][0] >= 2.9, sends
+
+
 @pytest.mark.parametrize("resets", [1, 2])
 def test_connection_reset_mid_upload(graph_fake, certs, tmp_path, daemons, resets):
     graph_fake.update_app(permissions=["Mail.Send", "Mail.ReadWrite"])
