@@ -257,7 +257,12 @@ void outcome_classify_graph(const struct graph_result *r, struct outcome *o)
         outcome_set(o, OUT_OK, "HTTP %ld request-id=%s", s, rid);
         return;
     }
-    if (s == 429 || s == 500 || s == 502 || s == 503 || s == 504 || s == 0) {
+    /* Besides the throttling and server errors, the 4xx that say "not now"
+     * rather than "not this message" (Microsoft Graph's error responses):
+     * 408 Request Timeout, 409 Conflict with the resource's current state,
+     * 423 Locked. */
+    if (s == 429 || s == 500 || s == 502 || s == 503 || s == 504 || s == 0 || s == 408 ||
+        s == 409 || s == 423) {
         if (r->retry_after > 0)
             outcome_set(o, OUT_TEMPFAIL, "HTTP %ld, Retry-After %lld (request-id %s)", s,
                         (long long)r->retry_after, rid);
