@@ -154,6 +154,7 @@ static void build_profiles(struct config *c, const struct cfg_file *cf, int flag
         config_validate_profile(p, s, flags, d);
         config_profile_fingerprint(p, s);
     }
+    config_validate_mailboxes(c, d);
 }
 
 static void build_areas(struct config *c, const struct cfg_file *cf, struct diags *d)

@@ -136,6 +136,8 @@ int config_parse_bool(const char *s, bool *out);
 int config_parse_authreq(const char *s, bool *ssl);
 
 /* config_validate.c */
+/* Warns about Microsoft 365 profiles that share a mailbox. */
+void config_validate_mailboxes(const struct config *c, struct diags *d);
 void config_validate_profile(struct profile *p, const struct cfg_section *s, int flags,
                              struct diags *d);
 void config_profile_fingerprint(struct profile *p, const struct cfg_section *s);

@@ -262,6 +262,32 @@ static void check_warnings(struct profile *p, const struct cfg_section *s, struc
     check_expiry(p, s, d);
 }
 
+/* Exchange Online throttles a mailbox at 30 messages a minute, but each
+ * profile counts its own RateLimit: two Microsoft 365 profiles sending from
+ * one mailbox add up and get throttled (429) instead of paced. */
+void config_validate_mailboxes(const struct config *c, struct diags *d)
+{
+    for (size_t i = 0; i < c->nprofiles; i++) {
+        const struct profile *a = &c->profiles[i];
+        if (a->transport != TRANSPORT_GRAPH || a->from_address == NULL)
+            continue;
+        for (size_t j = 0; j < i; j++) {
+            const struct profile *b = &c->profiles[j];
+            if (b->transport != TRANSPORT_GRAPH || b->from_address == NULL ||
+                strcasecmp(a->from_address, b->from_address) != 0)
+                continue;
+            char *t = xasprintf("sends from the mailbox %s like profile %s: each profile has its "
+                                "own RateLimit, so together they may exceed what Exchange Online "
+                                "accepts per mailbox and get throttled; use one profile per "
+                                "mailbox",
+                                a->from_address, b->name);
+            warn(d, a, a->line, t);
+            free(t);
+            break;
+        }
+    }
+}
+
 static void check_files(struct profile *p, const struct cfg_section *s, int flags, struct diags *d)
 {
     if (config_val_given(s, K_PASSWORT))

@@ -525,6 +525,20 @@ static void test_warnings(void **state)
     /* 365SecretExpires on an SMTP profile is an error. */
     assert_int_equal(load(f, RELAY "365SecretExpires = 2099-01-01\n", 0), EX_CONFIG);
     assert_printed(f, ":5: profile relay: key 365SecretExpires: only Microsoft 365 profiles");
+
+    /* Two Microsoft 365 profiles of one mailbox: their RateLimits add up. */
+    assert_int_equal(load(f,
+                          "[profile m1]\nFromAddress = ppr@airport.example\n365Client = c\n"
+                          "365Tenant = t\n365Secret = s\n"
+                          "[profile m2]\nFromAddress = PPR@airport.example\n365Client = c\n"
+                          "365Tenant = t\n365Secret = s\n"
+                          "[profile m3]\nFromAddress = other@airport.example\n365Client = c\n"
+                          "365Tenant = t\n365Secret = s\n[area *]\nprofile = m1\n",
+                          0),
+                     0);
+    assert_int_equal(f->d.n, 1);
+    assert_printed(f, ":6: warning: profile m2: sends from the mailbox PPR@airport.example like "
+                      "profile m1: each profile has its own RateLimit");
 }
 
 static void test_secret_file(void **state)
