@@ -130,6 +130,8 @@ static void build_globals(struct config *c, const struct cfg_file *cf, struct di
     static const enum cfg_kind kinds[] = {CK_SPOOL, CK_DAEMON, CK_QUEUE};
     for (size_t i = 0; i < 3; i++)
         apply_section(kinds[i], find_single(cf, kinds[i]), c, c->path, NULL, NULL, d);
+    const struct cfg_section *sp = find_single(cf, CK_SPOOL);
+    c->spool_path_line = sp ? config_val_line(sp, K_SPOOL_PATH) : 0;
     if (c->retry_min > c->retry_max) {
         const struct cfg_section *q = find_single(cf, CK_QUEUE);
         config_diag(d, c->path, q ? config_val_line(q, K_RETRY_MIN) : 0, false, NULL,

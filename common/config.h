@@ -76,6 +76,7 @@ struct area {
 struct config {
     char *path;
     char *spool_path;
+    int spool_path_line; /* of [spool] path; 0: the default */
 
     char *log_file; /* NULL: standard error */
     enum log_level log_level;

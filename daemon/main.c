@@ -60,12 +60,16 @@ static int main_check(const char *path)
         return EX_CONFIG;
     }
     const char *spool = cfg->spool_path ? cfg->spool_path : CONFIG_DEFAULT_SPOOL;
+    /* FILE:LINE: like every other problem; the default path has no line. */
+    char where[64] = "";
+    if (cfg->spool_path_line > 0)
+        snprintf(where, sizeof where, "%d:", cfg->spool_path_line);
     int rc = 0;
     struct err e = {0};
     if (access(spool, F_OK) == 0) {
         struct spool *sp = NULL;
         if (spool_open(spool, SPOOL_READONLY, &sp, &e) != 0) {
-            printf("%s: [spool] path %s: %s\n", path, spool, e.msg);
+            printf("%s:%s [spool] path %s: %s\n", path, where, spool, e.msg);
             rc = EX_CONFIG;
         }
         spool_close(sp);
@@ -73,8 +77,10 @@ static int main_check(const char *path)
         char *copy = xstrdup(spool);
         const char *dir = dirname(copy);
         if (access(dir, W_OK | X_OK) != 0) {
-            printf("%s: [spool] path %s: cannot create it in %s: %s\n", path, spool, dir,
-                   strerror(errno));
+            printf("%s:%s [spool] path %s%s: cannot create it in %s: %s: create that directory, "
+                   "writable by the mailspool user (the package's tmpfiles.d does), or fix the "
+                   "path\n",
+                   path, where, spool, where[0] ? "" : " (the default)", dir, strerror(errno));
             rc = EX_CONFIG;
         }
         free(copy);

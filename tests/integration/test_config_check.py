@@ -269,3 +269,18 @@ def test_check(tmp_path, body, mode, cred_dir):
         if m:
             got = (int(m.group(1)), "warning" if m.group(2) else "error")
             assert got in asked, "unexpected diagnostic %r\n%s" % (l, report)
+
+
+def test_check_names_the_spool_path_line(tmp_path):
+    # The spool is checked too (SPEC 2.1): its problems are FILE:LINE: like
+    # every other one, with what to do.
+    conf = tmp_path / "mailspool.conf"
+    conf.write_text("[profile relay]\nFromAddress = a@example.org\nSMTPHost = 127.0.0.1\n"
+                    "SMTPAuthReq = NIL\n[area *]\nprofile = relay\n"
+                    "[spool]\npath = %s/nodir/spool.db\n" % tmp_path)
+    p = run([MAILSPOOLD, "--check", "-c", str(conf)])
+    assert p.returncode == 78, p.stdout + p.stderr
+    [line] = [l for l in p.stdout.splitlines() if "[spool] path" in l]
+    assert line.startswith("%s:8: [spool] path %s/nodir/spool.db: cannot create it in" %
+                           (conf, tmp_path)), line
+    assert "create that directory" in line
