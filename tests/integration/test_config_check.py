@@ -284,3 +284,20 @@ def test_check_names_the_spool_path_line(tmp_path):
     assert line.startswith("%s:8: [spool] path %s/nodir/spool.db: cannot create it in" %
                            (conf, tmp_path)), line
     assert "create that directory" in line
+
+
+def test_mailspool_conf_is_the_default_configuration(tmp_path):
+    # SPEC 2.1: CONFIG defaults to /etc/mailspool/mailspool.conf, and
+    # MAILSPOOL_CONF overrides that default (-c overrides both).
+    good = tmp_path / "good.conf"
+    good.write_text("[spool]\npath = %s/spool.db\n[profile relay]\nFromAddress = a@example.org\n"
+                    "SMTPHost = 127.0.0.1\nSMTPAuthReq = NIL\n[area *]\nprofile = relay\n"
+                    % tmp_path)
+    bad = tmp_path / "bad.conf"
+    bad.write_text("[profile relay]\nSMTPHots = x\n")
+    p = run([MAILSPOOLD, "--check"], env={"MAILSPOOL_CONF": str(good)})
+    assert p.returncode == 0 and str(good) in p.stdout, p.stdout + p.stderr
+    p = run([MAILSPOOLD, "--check"], env={"MAILSPOOL_CONF": str(bad)})
+    assert p.returncode == 78 and str(bad) in p.stdout, p.stdout + p.stderr
+    p = run([MAILSPOOLD, "--check", "-c", str(good)], env={"MAILSPOOL_CONF": str(bad)})
+    assert p.returncode == 0, p.stdout + p.stderr
