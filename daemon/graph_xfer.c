@@ -222,8 +222,10 @@ void graph_req_finish(struct graph_req *r, CURLcode rc)
         long status = 0;
         curl_off_t ra = 0;
         curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+        /* At most GRAPH_RETRY_AFTER_MAX: it holds the whole profile
+         * (profstate_hold), and a wild value must not idle it for days. */
         if (curl_easy_getinfo(r->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
-            r->retry_after = (int64_t)ra;
+            r->retry_after = ra < GRAPH_RETRY_AFTER_MAX ? (int64_t)ra : GRAPH_RETRY_AFTER_MAX;
         r->status = status;
     }
     req_drop_easy(r);

@@ -198,6 +198,7 @@ void profstate_resume_all(struct daemon *d, const char *why)
 {
     for (size_t i = 0; i < d->nprofiles; i++) {
         d->profiles[i]->faults = 0;
+        d->profiles[i]->held_until = 0; /* a reload means "try now" */
         if (d->profiles[i]->suspended_until)
             profstate_resume(d, d->profiles[i], why);
     }

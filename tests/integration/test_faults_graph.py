@@ -7,6 +7,7 @@ running, and the log naming the fault. The expired upload URL row is
 test_graph_delivery.py::test_expired_upload_url_restarts_session.
 """
 import collections
+import signal
 
 import pytest
 
@@ -110,6 +111,24 @@ def test_retry_after_holds_the_whole_profile(graph_fake, certs, tmp_path, daemon
                    if r["endpoint"] == "graph:sendMail")
     assert [st for _, st in sends].count(429) == 1 and sends[0][1] == 429, sends
     assert sends[1][0] - sends[0][0] >= 2.9, sends
+
+
+def test_wild_retry_after_is_capped_and_a_reload_ends_the_hold(graph_fake, certs, tmp_path,
+                                                               daemons):
+    # A day of Retry-After counts as an hour (it holds the whole profile);
+    # the administrator's reload (and retry) sends at once.
+    graph_fake.throttle(count=1, retry_after=86400, endpoint="sendMail")
+    d = start_daemon(daemons, tmp_path, graph_profile(
+        graph_fake, certs, extra="RateLimit = 0\nMaxConnections = 1"), queue=QUEUE, daemon=DAEMON)
+    [mid] = enqueue_n(d, 1, "wild")
+    wait_for(lambda: d.lines_of("deferred"), what="the 429")
+    [deferred] = d.lines_of("deferred")
+    assert "Retry-After 3600" in deferred, deferred
+    d.wait_states("queued", [mid])
+    d.signal(signal.SIGHUP)
+    wait_for(lambda: d.lines_of("reload"), what="the reload")
+    assert d.cli("retry", str(mid)).returncode == 0
+    d.wait_states("sent", [mid], timeout=20)
 
 
 @pytest.mark.parametrize("resets", [1, 2])
