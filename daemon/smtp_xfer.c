@@ -124,26 +124,21 @@ static int xfer_debug(CURL *h, curl_infotype type, char *data, size_t size, void
 }
 
 /*
- * SMTPAuthReq = SSL: libcurl authenticates only when the server offers AUTH.
- * When it offers none after TLS, libcurl goes on to MAIL and the mail leaves
- * unauthenticated, which the profile rules out (and a relay that wants a
- * login would refuse it anyway, burning the message's attempts). libcurl
- * passes every SMTP reply line here, right after the debug callback has fed
- * it to the trace: the transfer stops at the end of the EHLO reply that
- * follows the TLS handshake when that reply lacks AUTH, or, should that be
- * missed, at the reply to MAIL when no AUTH succeeded. A reused connection
- * was checked when it was opened.
- */
-/*
- * Called after the trace saw each reply line (the debug callback comes first),
- * so the trace's state is that of the line. Returning 0 stops the transfer
- * there with CURLE_WRITE_ERROR:
- * - SMTPAuthReq = SSL and the EHLO reply after TLS offers no AUTH (or MAIL
- *   is about to go out without a login): nothing is sent;
- * - a recipient got a temporary (4xx) reply to RCPT: with
- *   CURLOPT_MAIL_RCPT_ALLOWFAILS curl would go on to DATA with the others and
- *   that recipient would never get the message. Stopping before DATA defers
- *   the whole message, so every recipient gets it exactly once, later (only
+ * libcurl passes every SMTP reply line here, right after the debug callback
+ * has fed it to the trace, so the trace's state is that of the line.
+ * Returning 0 stops the transfer there (CURLE_WRITE_ERROR):
+ * - SMTPAuthReq = SSL: libcurl authenticates only when the server offers
+ *   AUTH; when it offers none after TLS, libcurl goes on to MAIL and the mail
+ *   leaves unauthenticated, which the profile rules out (and a relay that
+ *   wants a login would refuse it anyway, burning the message's attempts).
+ *   The transfer stops at the end of the EHLO reply that follows the TLS
+ *   handshake when that reply lacks AUTH, or, should that be missed, at the
+ *   reply to MAIL when no AUTH succeeded. A reused connection was checked
+ *   when it was opened.
+ * - A recipient got a temporary (4xx) reply to RCPT: with
+ *   CURLOPT_MAIL_RCPT_ALLOWFAILS curl would go on to DATA with the others
+ *   and that recipient would never get the message. Stopping before DATA
+ *   defers the whole message, so every recipient gets it once, later (only
  *   5xx recipients are left out, SPEC 9).
  */
 static size_t xfer_header(char *buf, size_t size, size_t n, void *userp)

@@ -354,7 +354,7 @@ int json_enqueue_parse(const char *text, size_t len, struct message **out, struc
     for (v = rc == 0 ? root->child : NULL; v && rc == 0; v = v->next) {
         bool null = cJSON_IsNull(v);
         if (null && json_enqueue_known(v->string))
-            continue; /* null is "not given" for every field */
+            continue; /* null is "not given" for every known field */
         int r = null ? 1 : json_enqueue_field(m, v, e);
         if (r == 1)
             rc = err_set(e, EX_DATAERR,
