@@ -86,6 +86,15 @@ static int spool_due_collect(struct spool *sp, sqlite3_stmt *st, const char *wha
     return 0;
 }
 
+/* " AND area IN (?first, ...)" (or NOT IN) with n parameters. */
+static void spool_area_list(struct buf *sql, bool in, size_t first, size_t n)
+{
+    buf_puts(sql, in ? " AND area IN (" : " AND area NOT IN (");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(sql, "%s?%zu", i ? ", " : "", first + i);
+    buf_puts(sql, ")");
+}
+
 int spool_due(struct spool *sp, int64_t now, const char *const *areas, size_t nareas, bool only,
               size_t max, struct spool_due **out, size_t *n, struct err *e)
 {
@@ -94,12 +103,8 @@ int spool_due(struct spool *sp, int64_t now, const char *const *areas, size_t na
     struct buf sql = BUF_INIT;
     buf_puts(&sql, "SELECT id, area, priority, created, expires FROM messages"
                    " WHERE state = 'queued' AND next_attempt <= ?1 AND not_before <= ?1");
-    if (nareas > 0 || only) {
-        buf_puts(&sql, only ? " AND area IN (" : " AND area NOT IN (");
-        for (size_t i = 0; i < nareas; i++)
-            buf_printf(&sql, "%s?%zu", i ? ", " : "", i + 3);
-        buf_puts(&sql, ")");
-    }
+    if (nareas > 0 || only)
+        spool_area_list(&sql, only, 3, nareas);
     buf_puts(&sql, " ORDER BY priority DESC, next_attempt, id LIMIT ?2");
     sqlite3_stmt *st;
     int rc = spool_db_cached(sp, sql.data, &st, e);
@@ -123,26 +128,17 @@ int spool_release_areas(struct spool *sp, int64_t now, const char *const *was, s
     struct buf sql = BUF_INIT;
     buf_puts(&sql, "UPDATE messages SET next_attempt = ?1"
                    " WHERE state = 'queued' AND next_attempt > ?1");
-    size_t k = 2;
-    if (nwas > 0) {
-        buf_puts(&sql, " AND area NOT IN (");
-        for (size_t i = 0; i < nwas; i++)
-            buf_printf(&sql, "%s?%zu", i ? ", " : "", k++);
-        buf_puts(&sql, ")");
-    }
-    if (!all) {
-        buf_puts(&sql, " AND area IN (");
-        for (size_t i = 0; i < nnow; i++)
-            buf_printf(&sql, "%s?%zu", i ? ", " : "", k++);
-        buf_puts(&sql, ")");
-    }
+    if (nwas > 0)
+        spool_area_list(&sql, false, 2, nwas);
+    if (!all)
+        spool_area_list(&sql, true, 2 + nwas, nnow);
     sqlite3_stmt *st;
     int rc = spool_db_prepare(sp, sql.data, &st, e);
     buf_free(&sql);
     if (rc != 0)
         return -1;
     sqlite3_bind_int64(st, 1, now);
-    k = 2;
+    size_t k = 2;
     for (size_t i = 0; i < nwas; i++)
         spool_db_bind_text(st, (int)k++, was[i]);
     for (size_t i = 0; !all && i < nnow; i++)
