@@ -23,16 +23,16 @@
 
 /* Microsoft's documented limits (Graph throttling limits, Outlook service
  * limits, "Attach large files to Outlook messages"). */
-#define GRAPH_MAX_RECIPIENTS 500      /* Exchange Online recipients per message */
-#define GRAPH_REQUEST_LIMIT 4000000   /* a Graph request body must stay under 4 MB */
-#define GRAPH_UPLOAD_MIN (3 << 20)    /* attachments from 3 MB go through upload sessions */
-#define GRAPH_CHUNK (10 * 320 * 1024) /* multiple of 320 KiB, under 4 MB */
-#define GRAPH_MAX_HEADERS 5           /* Graph refuses more internetMessageHeaders */
+#define GRAPH_MAX_RECIPIENTS 500       /* Exchange Online recipients per message */
+#define GRAPH_REQUEST_LIMIT 4000000    /* a Graph request body must stay under 4 MB */
+#define GRAPH_UPLOAD_MIN (3 << 20)     /* attachments from 3 MB go through upload sessions */
+#define GRAPH_CHUNK (10 * 320 * 1024)  /* multiple of 320 KiB, under 4 MB */
+#define GRAPH_MAX_HEADERS 5            /* Graph refuses more internetMessageHeaders */
 #define GRAPH_TOKEN_MAX_LIFETIME 86400 /* seconds: a longer expires_in is not believed */
 #define GRAPH_RETRY_AFTER_MAX 3600     /* seconds: a longer Retry-After counts as this */
-#define GRAPH_RESP_MAX (8 << 20)      /* a created draft echoes its body: keep up to 8 MiB */
-#define GRAPH_CONNECT_TIMEOUT 30L     /* seconds */
-#define GRAPH_LOW_SPEED_TIME 120L     /* seconds below 1 byte/s before giving up */
+#define GRAPH_RESP_MAX (8 << 20)       /* a created draft echoes its body: keep up to 8 MiB */
+#define GRAPH_CONNECT_TIMEOUT 30L      /* seconds */
+#define GRAPH_LOW_SPEED_TIME 120L      /* seconds below 1 byte/s before giving up */
 
 enum graph_method { GM_GET = 0, GM_POST, GM_PUT, GM_DELETE };
 

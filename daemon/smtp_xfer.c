@@ -33,10 +33,10 @@ struct xfer_ctx {
     bool read_failed;
     bool aborted;
     bool too_slow;
-    bool need_auth; /* SMTPAuthReq = SSL */
-    bool no_auth;   /* stopped: the server offered no AUTH after TLS */
+    bool need_auth;  /* SMTPAuthReq = SSL */
+    bool no_auth;    /* stopped: the server offered no AUTH after TLS */
     bool rcpt_later; /* stopped: a recipient got a temporary (4xx) RCPT reply */
-    bool prev_cr;   /* the last byte handed over was CR */
+    bool prev_cr;    /* the last byte handed over was CR */
     struct err read_err;
     curl_off_t last_ul;
     int64_t last_progress_ms; /* 0: body not started */

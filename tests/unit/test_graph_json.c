@@ -348,9 +348,9 @@ static void test_parse_token(void **state)
     /* Beyond a day is a day; huge, infinite or negative lifetimes never reach
      * an integer conversion (the sanitizer build checks float casts). */
     const char *lifetimes[][2] = {
-        {"86401", "86400"},   {"1e300", "86400"}, {"1e999", "86400"}, {"\"1e300\"", "86400"},
-        {"\"3599 \"", "3599"}, {"3599.9", "3599"}, {"0.5", "0"},     {"-1e300", "0"},
-        {"\"-5\"", "0"},      {"\"soon\"", "0"},  {"null", "0"},
+        {"86401", "86400"},    {"1e300", "86400"}, {"1e999", "86400"}, {"\"1e300\"", "86400"},
+        {"\"3599 \"", "3599"}, {"3599.9", "3599"}, {"0.5", "0"},       {"-1e300", "0"},
+        {"\"-5\"", "0"},       {"\"soon\"", "0"},  {"null", "0"},
     };
     for (size_t i = 0; i < sizeof lifetimes / sizeof lifetimes[0]; i++) {
         char doc[128];
