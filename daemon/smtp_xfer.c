@@ -35,6 +35,7 @@ struct xfer_ctx {
     bool too_slow;
     bool need_auth;  /* SMTPAuthReq = SSL */
     bool no_auth;    /* stopped: the server offered no AUTH after TLS */
+    bool rcpt_hold;  /* a 4xx RCPT reply holds the message back (smtp_xfer_run) */
     bool rcpt_later; /* stopped: a recipient got a temporary (4xx) RCPT reply */
     bool prev_cr;    /* the last byte handed over was CR */
     struct err read_err;
@@ -139,7 +140,13 @@ static int xfer_debug(CURL *h, curl_infotype type, char *data, size_t size, void
  *   CURLOPT_MAIL_RCPT_ALLOWFAILS curl would go on to DATA with the others
  *   and that recipient would never get the message. Stopping before DATA
  *   defers the whole message, so every recipient gets it once, later (only
- *   5xx recipients are left out, SPEC 9).
+ *   5xx recipients are left out, SPEC 9). Only for the message's first
+ *   SMTP_RCPT_HOLD_ATTEMPTS attempts (rcpt_hold): that covers greylisting,
+ *   the common cause; a refusal that lasts (a full mailbox) must not keep
+ *   the message from everyone else until its lifetime ends, and the spool
+ *   keeps no delivery state per recipient to send it to that one alone
+ *   later. After that, the message goes to the accepted recipients and the
+ *   refused one is reported like a 5xx one (rcpt-rejected).
  */
 static size_t xfer_header(char *buf, size_t size, size_t n, void *userp)
 {
@@ -149,7 +156,8 @@ static size_t xfer_header(char *buf, size_t size, size_t n, void *userp)
     if (x == NULL)
         return n;
     const struct smtp_trace *t = &x->trace;
-    if (t->cmd == SMTP_CMD_RCPT && t->nrejects > 0 && t->rejects[t->nrejects - 1].code / 100 == 4) {
+    if (x->rcpt_hold && t->cmd == SMTP_CMD_RCPT && t->nrejects > 0 &&
+        t->rejects[t->nrejects - 1].code / 100 == 4) {
         x->rcpt_later = true;
         return 0;
     }
@@ -561,6 +569,7 @@ enum smtp_xfer_after smtp_xfer_run(CURL *h, struct smtp_job *job, const struct s
         mime_new(job->msg, &x->sender, io->att_read ? io->att_read : xfer_no_att_read, io->att_ctx);
     smtp_trace_init(&x->trace, xfer_implicit_tls(pr), io->emit, io->emit_ctx);
     x->need_auth = pr->transport == TRANSPORT_SMTP_AUTH;
+    x->rcpt_hold = job->msg->attempts < SMTP_RCPT_HOLD_ATTEMPTS;
 
     xfer_bind(h, x, rcpts);
     CURLcode rc = curl_easy_perform(h);

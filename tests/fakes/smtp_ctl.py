@@ -23,8 +23,8 @@ _VALUES = {"tempfail_first": "--tempfail-first", "tempfail_stage": "--tempfail-s
 
 
 def peer_args(outdir, port=0, host="127.0.0.1", tls_mode="none", cert=None, key=None,
-              starttls=True, auth=None, reject_rcpt=(), close_before_greeting=None,
-              capture=None, **opts):
+              starttls=True, auth=None, reject_rcpt=(), full_rcpt=(),
+              close_before_greeting=None, capture=None, **opts):
     """smtp_peer.py's command line for the given options (see SmtpPeer)."""
     args = ["--host", host, "--port", port, "--outdir", outdir, "--tls-mode", tls_mode]
     if cert:
@@ -37,6 +37,8 @@ def peer_args(outdir, port=0, host="127.0.0.1", tls_mode="none", cert=None, key=
         reject_rcpt = [reject_rcpt]
     for r in reject_rcpt or ():
         args += ["--reject-rcpt", r]
+    for r in ([full_rcpt] if isinstance(full_rcpt, str) else full_rcpt or ()):
+        args += ["--full-rcpt", r]
     if close_before_greeting is True:
         args.append("--close-before-greeting")
     elif close_before_greeting:

@@ -110,6 +110,7 @@ class Policy:
     def __init__(self, args):
         self.a = args
         self.reject = {r.lower() for r in (args.reject_rcpt or [])}
+        self.full = {r.lower() for r in (args.full_rcpt or [])}
         self.tempfail_left = args.tempfail_first
         cbg = args.close_before_greeting
         self.close_greeting_left = None if cbg is None else (cbg if cbg > 0 else -1)
@@ -158,6 +159,9 @@ class Handler:
         if address.lower() in self.p.reject:
             self.rec.count("rejected_rcpts")
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        if address.lower() in self.p.full:
+            self.rec.count("tempfails")
+            return "452 4.2.2 <%s>: Mailbox full" % address
         if self.p.take_tempfail("rcpt"):
             self.rec.count("tempfails")
             return "451 4.7.1 <%s>: Try again later (test peer tempfail)" % address
@@ -336,6 +340,8 @@ def _parse(argv):
                     help="with --auth: MAIL does not require AUTH")
     ap.add_argument("--refuse-auth", action="store_true", help="535 5.7.8 to every AUTH")
     ap.add_argument("--reject-rcpt", action="append", metavar="ADDR")
+    ap.add_argument("--full-rcpt", action="append", metavar="ADDR",
+                    help="452 (mailbox full) to every RCPT of ADDR")
     ap.add_argument("--tempfail-first", type=int, default=0, metavar="N")
     ap.add_argument("--tempfail-stage", choices=("mail", "rcpt", "data"), default="data")
     ap.add_argument("--data-delay", type=float, default=0.0, metavar="SECONDS")

@@ -220,6 +220,29 @@ def test_temporary_rcpt_reply_defers_the_whole_message(smtp_peer, workdir):
         assert d.stop() == 0
 
 
+def test_lasting_temporary_rcpt_reply_holds_the_message_three_attempts(smtp_peer, workdir):
+    # A full mailbox answers 452 every time: after three held attempts
+    # (greylisting's share) the others get the message, and the full one is
+    # reported like a refused recipient instead of holding everyone back
+    # until the lifetime ends.
+    peer = smtp_peer(full_rcpt="voll@example.org")
+    d = Daemon(workdir, smtp_profile("relay", peer.port),
+               queue={"retry_min": "1s", "retry_max": "1s"}).start()
+    try:
+        mid = d.enqueue(["voll@example.org", "ok@example.org"])
+        d.wait_states("sent", [mid], timeout=30)
+        [m] = peer.wait_for(1)
+        assert m["rcpt_tos"] == ["ok@example.org"]
+        deferred = d.lines_of("deferred")
+        assert len(deferred) == 3 and all("452" in l and "stopped before DATA" in l
+                                          for l in deferred), deferred
+        [rej] = d.lines_of("rcpt-rejected")
+        assert "voll@example.org" in rej and "452" in rej
+        assert "attempt=4" in d.lines_of("sent")[0]
+    finally:
+        assert d.stop() == 0
+
+
 def test_tempfail_twice_then_sent_on_third_attempt(smtp_peer, workdir):
     peer = smtp_peer(tempfail_first=2, tempfail_stage="data")
     d = Daemon(workdir, smtp_profile("relay", peer.port),
