@@ -92,6 +92,11 @@ static int64_t lifecycle_release_added_areas(struct daemon *d, const struct conf
 {
     if (config_area_find(old, NULL) != NULL)
         return 0; /* [area *] served every area */
+    bool added = config_area_find(neu, NULL) != NULL;
+    for (size_t i = 0; !added && i < neu->nareas; i++)
+        added = config_area_find(old, neu->areas[i].name) == NULL;
+    if (!added)
+        return 0; /* no write (and no write lock) on a reload that adds no area */
     const char **was = xcalloc(old->nareas + 1, sizeof *was);
     const char **now = xcalloc(neu->nareas + 1, sizeof *now);
     for (size_t i = 0; i < old->nareas; i++)
