@@ -269,9 +269,20 @@ int mailspool_msg_attach_data(mailspool_msg *m, const void *data, size_t len, co
 
 int mailspool_enqueue(mailspool *ms, mailspool_msg *m, long long *id)
 {
+    if (id)
+        *id = 0;
+    if (m == NULL)
+        return EX_USAGE;
+    err_clear(&m->err);
     int rc = api_ready(ms);
-    if (rc != 0)
+    if (rc != 0) {
+        /* The message's error too, as for any other enqueue failure. */
+        if (ms && ms->err.code)
+            m->err = ms->err;
+        else
+            err_set(&m->err, EX_USAGE, "mailspool_enqueue: no spool handle");
         return rc;
+    }
     int64_t id64 = 0;
     bool existing = false;
     err_clear(&m->err);

@@ -43,13 +43,17 @@ static int spool_enqueue_open_one(const struct msg_attachment *a, size_t i, stru
         return 0;
     }
     s->label = a->path;
-    s->fd = open(a->path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
+    s->fd = open(a->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (s->fd < 0)
         return err_set(e, EX_NOINPUT, "attachment %s: cannot open: %s: check the path", a->path,
                        strerror(errno));
     struct stat stb;
     if (fstat(s->fd, &stb) != 0 || !S_ISREG(stb.st_mode))
         return err_set(e, EX_NOINPUT, "attachment %s: not a regular file: attach a file", a->path);
+    int fl = fcntl(s->fd, F_GETFL);
+    if (fl < 0 || fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        return err_set(e, EX_IOERR, "attachment %s: %s", a->path, strerror(errno));
     s->size = (int64_t)stb.st_size;
     return 0;
 }
@@ -201,6 +205,17 @@ static int spool_enqueue_find_ref(struct spool *sp, const struct message *m, int
 static int spool_enqueue_message_row(struct spool *sp, const struct message *m, int64_t *id,
                                      struct err *e)
 {
+    /* SQLite stores a text over its length limit as NULL (the bind fails):
+     * a message without its body would go out, so refuse it here. */
+    int64_t limit = sqlite3_limit(sp->db, SQLITE_LIMIT_LENGTH, -1);
+    const char *big = m->text && (int64_t)strlen(m->text) > limit   ? "text body"
+                      : m->html && (int64_t)strlen(m->html) > limit ? "HTML body"
+                                                                    : NULL;
+    if (big)
+        return err_set(e, EX_DATAERR,
+                       "message: the %s is more than the spool's limit of %lld bytes: send it "
+                       "as an attachment or a link",
+                       big, (long long)limit);
     sqlite3_stmt *st;
     if (spool_db_cached(sp,
                         "INSERT INTO messages (area, ref, subject, body_text, body_html, "
@@ -295,6 +310,18 @@ int spool_enqueue(struct spool *sp, const struct message *m, int64_t *id, bool *
         return err_set(e, EX_SOFTWARE, "spool %s: opened read-only; cannot enqueue", sp->path);
     if (message_validate(m, e) != 0)
         return -1;
+    /* A known ref needs none of the files (they may be gone by now): look
+     * before opening them; the transaction looks again (a racing producer). */
+    if (m->ref) {
+        int found = spool_enqueue_find_ref(sp, m, id, e);
+        if (found < 0)
+            return -1;
+        if (found) {
+            if (existing)
+                *existing = true;
+            return 0;
+        }
+    }
     struct enq_src *src = xcalloc(m->natts ? m->natts : 1, sizeof *src);
     for (size_t i = 0; i < m->natts; i++)
         src[i].fd = -1;

@@ -313,6 +313,49 @@ static void test_ref_and_bad_input(void **state)
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM messages"), 2);
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM attachments"), 0);
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM recipients"), 4);
+
+    /* A FIFO as attachment: refused at once (opening it for reading would
+     * wait for a writer forever). */
+    m = sample("invoice", NULL);
+    a = message_add_attachment(m);
+    a->path = xasprintf("%s/fifo", f->dir);
+    a->name = xstrdup("fifo.bin");
+    assert_int_equal(mkfifo(a->path, 0600), 0);
+    assert_int_equal(spool_enqueue(f->sp, m, &id, NULL, &e), -1);
+    assert_int_equal(e.code, EX_NOINPUT);
+    assert_non_null(strstr(e.msg, "not a regular file"));
+    unlink(a->path);
+    message_free(m);
+
+    /* --ref with an attachment file that is gone by now: the known ref wins
+     * (SPEC 2.2: it prints the existing id and adds nothing). */
+    m = sample("invoice", "inv-43");
+    a = message_add_attachment(m);
+    a->path = xasprintf("%s/gone.pdf", f->dir);
+    a->name = xstrdup("gone.pdf");
+    FILE *fp = fopen(a->path, "w");
+    assert_non_null(fp);
+    fputs("%PDF-1.4\n", fp);
+    fclose(fp);
+    int64_t first = enqueue_ok(f->sp, m, &existing);
+    assert_false(existing);
+    unlink(a->path);
+    assert_int_equal(enqueue_ok(f->sp, m, &existing), first);
+    assert_true(existing);
+    message_free(m);
+
+    /* A body over SQLite's length limit would be stored as NULL: refused. */
+    assert_int_equal(sqlite3_limit(f->sp->db, SQLITE_LIMIT_LENGTH, 5000) > 5000, 1);
+    m = sample("invoice", NULL);
+    free(m->text);
+    m->text = xmalloc(6001);
+    memset(m->text, 'x', 6000);
+    m->text[6000] = '\0';
+    assert_int_equal(spool_enqueue(f->sp, m, &id, NULL, &e), -1);
+    assert_int_equal(e.code, EX_DATAERR);
+    assert_non_null(strstr(e.msg, "text body"));
+    message_free(m);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM messages"), 3);
 }
 
 static void finish(struct spool *sp, int64_t id, enum msg_state s, int64_t next, const char *res)

@@ -1,0 +1,50 @@
+/* test_api — libmailspool's error reporting when enqueue cannot even start:
+ * the message's error is set too (docs/SPOOL.md prints it), *id is 0, and
+ * NULL handles are usage errors, not crashes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "mailspool.h"
+
+static mailspool_msg *sample(void)
+{
+    mailspool_msg *m = mailspool_msg_new();
+    assert_int_equal(mailspool_msg_set_area(m, "invoice"), 0);
+    assert_int_equal(mailspool_msg_add_rcpt(m, MAILSPOOL_TO, "kunde@example.org"), 0);
+    assert_int_equal(mailspool_msg_set_subject(m, "Rechnung"), 0);
+    assert_int_equal(mailspool_msg_set_text(m, "Text"), 0);
+    return m;
+}
+
+static void test_enqueue_on_a_failed_open(void **state)
+{
+    (void)state;
+    mailspool *ms = NULL;
+    int rc = mailspool_open("/nonexistent-mailspool-dir/spool.db", 0, &ms);
+    assert_int_equal(rc, 73);
+    mailspool_msg *m = sample();
+    long long id = -1;
+    assert_int_equal(mailspool_enqueue(ms, m, &id), 73);
+    assert_int_equal(id, 0);
+    assert_non_null(strstr(mailspool_msg_errmsg(m), "/nonexistent-mailspool-dir"));
+    mailspool_close(ms);
+
+    id = -1;
+    assert_int_equal(mailspool_enqueue(NULL, m, &id), 64);
+    assert_int_equal(id, 0);
+    assert_true(strlen(mailspool_msg_errmsg(m)) > 0);
+    assert_int_equal(mailspool_enqueue(NULL, NULL, &id), 64);
+    mailspool_msg_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_enqueue_on_a_failed_open),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
