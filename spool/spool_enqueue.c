@@ -159,10 +159,15 @@ static int spool_enqueue_attachment(struct spool *sp, int64_t msg_id,
                        "attachment %s: name or type holds CR, LF, NUL or "
                        "invalid UTF-8: choose a plain name",
                        s->label);
+    /* The checksum is known only after the copy. An UPDATE would rewrite the
+     * whole row, blob included (SQLite rewrites a record whole): memory and
+     * spool pages twice the attachment's size. So the row gets 64 placeholder
+     * digits that the hex then overwrites in place, as a blob write of the
+     * same length. */
     sqlite3_stmt *st;
     if (spool_db_cached(sp,
-                        "INSERT INTO attachments (message_id, name, content_type, size, data)"
-                        " VALUES (?1, ?2, ?3, ?4, zeroblob(?4))",
+                        "INSERT INTO attachments (message_id, name, content_type, size, data,"
+                        " sha256) VALUES (?1, ?2, ?3, ?4, zeroblob(?4), printf('%.64c', '0'))",
                         &st, e) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, msg_id);
@@ -175,11 +180,15 @@ static int spool_enqueue_attachment(struct spool *sp, int64_t msg_id,
     char hex[65];
     if (spool_enqueue_copy(sp, a, s, rowid, hex, e) != 0)
         return -1;
-    if (spool_db_cached(sp, "UPDATE attachments SET sha256 = ?1 WHERE id = ?2", &st, e) != 0)
-        return -1;
-    spool_db_bind_text(st, 1, hex);
-    sqlite3_bind_int64(st, 2, rowid);
-    return spool_db_step_reset(sp, st, "storing an attachment checksum", e);
+    sqlite3_blob *blob;
+    int rc = sqlite3_blob_open(sp->db, "main", "attachments", "sha256", rowid, 1, &blob);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_blob_write(blob, hex, 64, 0);
+        int rc2 = sqlite3_blob_close(blob);
+        if (rc == SQLITE_OK)
+            rc = rc2;
+    }
+    return rc == SQLITE_OK ? 0 : spool_db_fail(sp, rc, "storing an attachment checksum", e);
 }
 
 /* Finds the message of (area, ref); 1 found, 0 not, -1 error. */
