@@ -287,20 +287,25 @@ void address_clear(struct address *a)
     a->addr = NULL;
 }
 
-/* Fails with the field, a printable copy of the input and the reason. */
-static int address_fail(struct err *e, const char *what, const char *in, const char *why)
+bool text_shown(const char *in, char *shown, size_t size)
 {
-    char shown[128];
     size_t n = 0;
     const unsigned char *p = (const unsigned char *)in;
     bool utf8 = utf8_valid(in, strlen(in));
-    for (; *p && n + 1 < sizeof shown; p++)
+    for (; *p && n + 1 < size; p++)
         shown[n++] = (*p < 0x20 || *p == 0x7F || (*p >= 0x80 && !utf8)) ? '?' : (char)*p;
     if (*p) /* cut: do not leave half a UTF-8 sequence in the message */
         while (n > 0 && !utf8_valid(shown, n))
             n--;
     shown[n] = '\0';
-    const char *more = *p ? "..." : "";
+    return *p != '\0';
+}
+
+/* Fails with the field, a printable copy of the input and the reason. */
+static int address_fail(struct err *e, const char *what, const char *in, const char *why)
+{
+    char shown[128];
+    const char *more = text_shown(in, shown, sizeof shown) ? "..." : "";
     return err_set(e, EX_DATAERR, "%s: invalid address \"%s%s\": %s", what ? what : "address",
                    shown, more, why);
 }

@@ -32,6 +32,10 @@ void address_clear(struct address *a);
 bool address_valid_addr(const char *addr);
 /* true when s holds no CR, LF or NUL (before len) and is valid UTF-8. */
 bool header_safe(const char *s);
+/* A printable copy of in for an error message: control bytes (and bytes of
+ * invalid UTF-8) become '?', cut to size at a character boundary; true when
+ * it was cut. */
+bool text_shown(const char *in, char *shown, size_t size);
 bool utf8_valid(const char *s, size_t len);
 
 #endif

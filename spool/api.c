@@ -226,10 +226,12 @@ static struct msg_attachment *api_attachment(mailspool_msg *m, const char *name,
     const char *n = name && *name ? name : fallback;
     const char *t = content_type && *content_type ? content_type : filetype_guess(n);
     if (!header_safe(n) || !header_safe(t)) {
+        char shown[128];
+        text_shown(n, shown, sizeof shown);
         err_set(&m->err, EX_DATAERR,
                 "attachment %s: name or content type holds CR, LF, NUL or "
                 "invalid UTF-8: choose a plain name",
-                n);
+                shown);
         return NULL;
     }
     struct msg_attachment *a = message_add_attachment(m->m);

@@ -1,6 +1,6 @@
-/* test_api — libmailspool's error reporting when enqueue cannot even start:
+/* test_api — libmailspool's error reporting: when enqueue cannot even start,
  * the message's error is set too (docs/SPOOL.md prints it), *id is 0, and
- * NULL handles are usage errors, not crashes. */
+ * NULL handles are usage errors, not crashes; messages are one line. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,10 +41,22 @@ static void test_enqueue_on_a_failed_open(void **state)
     mailspool_msg_free(m);
 }
 
+static void test_error_messages_are_one_line(void **state)
+{
+    (void)state;
+    mailspool_msg *m = sample();
+    assert_int_equal(mailspool_msg_attach_data(m, "abc", 3, "a\nb", NULL), 65);
+    const char *msg = mailspool_msg_errmsg(m);
+    assert_non_null(strstr(msg, "attachment a?b"));
+    assert_null(strchr(msg, '\n'));
+    mailspool_msg_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_enqueue_on_a_failed_open),
+        cmocka_unit_test(test_error_messages_are_one_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
