@@ -28,6 +28,13 @@ struct mailspool_msg {
     struct err err;
 };
 
+/* A NULL handle or message is a usage error (64), never a crash. */
+#define API_NEED(p)                                                                                \
+    do {                                                                                           \
+        if ((p) == NULL)                                                                           \
+            return EX_USAGE;                                                                       \
+    } while (0)
+
 /* Returns e's code (or 0) so that API functions can "return api_rc(...)". */
 static int api_rc(int rc, const struct err *e)
 {
@@ -38,6 +45,7 @@ static int api_rc(int rc, const struct err *e)
 
 int mailspool_open(const char *path, int flags, mailspool **out)
 {
+    API_NEED(out);
     mailspool *ms = xcalloc(1, sizeof *ms);
     *out = ms;
     if (flags != 0)
@@ -119,11 +127,13 @@ static int api_set_header_string(mailspool_msg *m, char **dst, const char *s, co
 
 int mailspool_msg_set_area(mailspool_msg *m, const char *area)
 {
+    API_NEED(m);
     return api_set_header_string(m, &m->m->area, area, "area", 1);
 }
 
 int mailspool_msg_add_rcpt(mailspool_msg *m, enum mailspool_rcpt kind, const char *address)
 {
+    API_NEED(m);
     err_clear(&m->err);
     if ((unsigned)kind > MAILSPOOL_BCC)
         return api_rc(err_set(&m->err, EX_USAGE,
@@ -137,6 +147,7 @@ int mailspool_msg_add_rcpt(mailspool_msg *m, enum mailspool_rcpt kind, const cha
 
 int mailspool_msg_set_subject(mailspool_msg *m, const char *subject)
 {
+    API_NEED(m);
     return api_set_header_string(m, &m->m->subject, subject, "subject", 1);
 }
 
@@ -156,16 +167,19 @@ static int api_set_body(mailspool_msg *m, char **dst, const char *s, const char 
 
 int mailspool_msg_set_text(mailspool_msg *m, const char *text)
 {
+    API_NEED(m);
     return api_set_body(m, &m->m->text, text, "text");
 }
 
 int mailspool_msg_set_html(mailspool_msg *m, const char *html)
 {
+    API_NEED(m);
     return api_set_body(m, &m->m->html, html, "html");
 }
 
 int mailspool_msg_set_reply_to(mailspool_msg *m, const char *address)
 {
+    API_NEED(m);
     err_clear(&m->err);
     if (address && *address) {
         struct address a = {NULL, NULL};
@@ -180,6 +194,7 @@ int mailspool_msg_set_reply_to(mailspool_msg *m, const char *address)
 
 int mailspool_msg_set_ref(mailspool_msg *m, const char *ref)
 {
+    API_NEED(m);
     return api_set_header_string(m, &m->m->ref, ref, "ref", 0);
 }
 
@@ -198,16 +213,19 @@ static int api_set_time(mailspool_msg *m, int64_t *dst, int64_t t, const char *f
 
 int mailspool_msg_set_not_before(mailspool_msg *m, int64_t unix_time)
 {
+    API_NEED(m);
     return api_set_time(m, &m->m->not_before, unix_time, "not_before");
 }
 
 int mailspool_msg_set_expires(mailspool_msg *m, int64_t unix_time)
 {
+    API_NEED(m);
     return api_set_time(m, &m->m->expires, unix_time, "expires");
 }
 
 int mailspool_msg_set_priority(mailspool_msg *m, int priority)
 {
+    API_NEED(m);
     err_clear(&m->err);
     m->m->priority = priority;
     return 0;
@@ -215,6 +233,7 @@ int mailspool_msg_set_priority(mailspool_msg *m, int priority)
 
 int mailspool_msg_add_header(mailspool_msg *m, const char *name, const char *value)
 {
+    API_NEED(m);
     err_clear(&m->err);
     return api_rc(message_add_header(m->m, name ? name : "", value ? value : "", &m->err), &m->err);
 }
@@ -243,6 +262,7 @@ static struct msg_attachment *api_attachment(mailspool_msg *m, const char *name,
 int mailspool_msg_attach_file(mailspool_msg *m, const char *path, const char *name,
                               const char *content_type)
 {
+    API_NEED(m);
     err_clear(&m->err);
     if (path == NULL || *path == '\0')
         return api_rc(err_set(&m->err, EX_USAGE, "attachment: the path is empty"), &m->err);
@@ -256,6 +276,7 @@ int mailspool_msg_attach_file(mailspool_msg *m, const char *path, const char *na
 int mailspool_msg_attach_data(mailspool_msg *m, const void *data, size_t len, const char *name,
                               const char *content_type)
 {
+    API_NEED(m);
     err_clear(&m->err);
     if (data == NULL && len > 0)
         return api_rc(err_set(&m->err, EX_USAGE, "attachment: data is NULL"), &m->err);

@@ -21,7 +21,8 @@
  * (65 bad data, 66 missing file, 73 cannot create, 74 I/O error, 75 busy)
  * with a message naming the field at fault in mailspool_errmsg() /
  * mailspool_msg_errmsg(). Strings are UTF-8 and copied. Times are Unix seconds.
- * Handles are not shared between threads.
+ * A NULL handle or message is 64 (usage). Handles are not shared between
+ * threads.
  */
 #ifndef MAILSPOOL_H
 #define MAILSPOOL_H

@@ -39,6 +39,12 @@ static void test_enqueue_on_a_failed_open(void **state)
     assert_true(strlen(mailspool_msg_errmsg(m)) > 0);
     assert_int_equal(mailspool_enqueue(NULL, NULL, &id), 64);
     mailspool_msg_free(m);
+    /* NULL handles: usage errors, not crashes. */
+    assert_int_equal(mailspool_open("x.db", 0, NULL), 64);
+    assert_int_equal(mailspool_msg_set_area(NULL, "invoice"), 64);
+    assert_int_equal(mailspool_msg_add_rcpt(NULL, MAILSPOOL_TO, "a@example.org"), 64);
+    assert_int_equal(mailspool_msg_set_priority(NULL, 1), 64);
+    assert_int_equal(mailspool_msg_attach_data(NULL, "x", 1, "x.txt", NULL), 64);
 }
 
 static void test_error_messages_are_one_line(void **state)
