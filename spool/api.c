@@ -294,8 +294,7 @@ int mailspool_enqueue(mailspool *ms, mailspool_msg *m, long long *id)
 {
     if (id)
         *id = 0;
-    if (m == NULL)
-        return EX_USAGE;
+    API_NEED(m);
     err_clear(&m->err);
     int rc = api_ready(ms);
     if (rc != 0) {
