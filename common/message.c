@@ -82,6 +82,27 @@ const char *rcpt_kind_name(enum rcpt_kind kind)
     return "unknown";
 }
 
+const char *rcpt_state_name(enum rcpt_state st)
+{
+    switch (st) {
+    case RCPT_PENDING:
+        return NULL;
+    case RCPT_SENT:
+        return "sent";
+    case RCPT_FAILED:
+        return "failed";
+    }
+    return NULL;
+}
+
+size_t message_count_rcpts(const struct message *m, enum rcpt_state st)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->nrcpts; i++)
+        n += m->rcpts[i].state == st;
+    return n;
+}
+
 int rcpt_kind_parse(const char *s)
 {
     if (s == NULL)
@@ -192,6 +213,8 @@ int message_add_rcpt(struct message *m, enum rcpt_kind kind, const char *addr_sp
     m->rcpts[m->nrcpts].kind = kind;
     m->rcpts[m->nrcpts].name = a.name;
     m->rcpts[m->nrcpts].addr = a.addr;
+    m->rcpts[m->nrcpts].row = 0;
+    m->rcpts[m->nrcpts].state = RCPT_PENDING;
     m->nrcpts++;
     return 0;
 }

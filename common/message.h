@@ -20,10 +20,21 @@
 
 enum rcpt_kind { RCPT_TO = 0, RCPT_CC = 1, RCPT_BCC = 2 };
 
+/* Delivery state of one recipient (spool column recipients.state). Only
+ * pending recipients go into an envelope; the To and Cc headers always name
+ * every recipient, whatever its state. */
+enum rcpt_state {
+    RCPT_PENDING = 0, /* NULL: not delivered yet */
+    RCPT_SENT,        /* 'sent': a server took the message for it */
+    RCPT_FAILED,      /* 'failed': refused permanently (5xx to RCPT) */
+};
+
 struct msg_rcpt {
     enum rcpt_kind kind;
-    char *name; /* display name or NULL */
-    char *addr; /* user@domain */
+    char *name;  /* display name or NULL */
+    char *addr;  /* user@domain */
+    int64_t row; /* recipients.id in the spool, 0 before enqueue */
+    enum rcpt_state state;
 };
 
 struct msg_attachment {
@@ -97,6 +108,10 @@ struct msg_attachment *message_add_attachment(struct message *m);
 int message_validate(const struct message *m, struct err *e);
 
 const char *rcpt_kind_name(enum rcpt_kind kind); /* "to", "cc", "bcc" */
-int rcpt_kind_parse(const char *s);              /* -1 when unknown */
+/* NULL for RCPT_PENDING, else "sent" or "failed" (the spool's values). */
+const char *rcpt_state_name(enum rcpt_state st);
+/* Recipients in state st. */
+size_t message_count_rcpts(const struct message *m, enum rcpt_state st);
+int rcpt_kind_parse(const char *s); /* -1 when unknown */
 
 #endif

@@ -148,9 +148,11 @@ void delivery_finish(struct delivery *dl, const struct outcome *o);
 void delivery_expire_sweep(struct daemon *d);
 
 /* ---- pending.c: outcomes on their way into the spool ---- */
-/* Queues an outcome for the batch written at the end of this loop turn. */
+/* Queues an outcome for the batch written at the end of this loop turn, with
+ * the recipients it decided (marks, copied). */
 void pending_add(struct daemon *d, int64_t id, enum msg_state st, int64_t next, bool count,
-                 const char *reason, const struct spool_attempt *att, size_t natt);
+                 const char *reason, const struct spool_attempt *att, size_t natt,
+                 const struct spool_rcpt_mark *marks, size_t nmarks);
 /* spool_claim_many, in one transaction with the outcomes batched so far. */
 int pending_claim(struct daemon *d, const int64_t *ids, size_t n, bool *claimed, struct err *e);
 void pending_flush(struct daemon *d);  /* the tick, and once more at the end */

@@ -31,6 +31,12 @@ struct delivery {
     bool via_graph;
     struct smtp_job smtp;
     struct graph_job graph;
+    /* What the attempt decided per recipient (delivery_rcpts_*): written with
+     * the outcome. */
+    struct spool_rcpt_mark *marks;
+    size_t nmarks;
+    size_t nsent_now; /* recipients that got it in this attempt */
+    size_t nlater;    /* recipients refused for now (4xx): the message waits for them */
 };
 
 static void delivery_link(struct daemon *d, struct delivery *dl)
@@ -59,6 +65,7 @@ static void delivery_free(struct delivery *dl)
     graph_job_clear(&dl->graph);
     message_free(dl->msg);
     cfgref_put(dl->cfg);
+    free(dl->marks);
     free(dl);
 }
 
@@ -104,9 +111,98 @@ static void delivery_record(struct delivery *dl, enum msg_state st, int64_t next
                                          reply,
                                          dur};
     for (size_t i = 0; i < dl->smtp.nrejects && natt < 1 + 64; i++)
-        att[natt++] = (struct spool_attempt){
-            now_ms_wall(), dl->p->name, "smtp", "rcpt-rejected", dl->smtp.rejects[i].reply, 0};
-    pending_add(d, dl->id, st, next, count, reason, att, natt);
+        att[natt++] = (struct spool_attempt){now_ms_wall(),
+                                             dl->p->name,
+                                             "smtp",
+                                             dl->smtp.rejects[i].code / 100 == 4 ? "rcpt-deferred"
+                                                                                 : "rcpt-rejected",
+                                             dl->smtp.rejects[i].reply,
+                                             0};
+    pending_add(d, dl->id, st, next, count, reason, att, natt, dl->marks, dl->nmarks);
+}
+
+static void delivery_mark(struct delivery *dl, const struct msg_rcpt *r, enum rcpt_state st)
+{
+    if (dl->marks == NULL)
+        dl->marks = xcalloc(dl->msg->nrcpts, sizeof *dl->marks);
+    if (dl->nmarks < dl->msg->nrcpts && r->row > 0)
+        dl->marks[dl->nmarks++] = (struct spool_rcpt_mark){r->row, st};
+}
+
+/* Graph sends to every pending recipient or to none. */
+static void delivery_rcpts_graph(struct delivery *dl, const struct outcome *o)
+{
+    if (o->kind != OUT_OK)
+        return;
+    for (size_t i = 0; i < dl->msg->nrcpts; i++)
+        if (dl->msg->rcpts[i].state == RCPT_PENDING) {
+            delivery_mark(dl, &dl->msg->rcpts[i], RCPT_SENT);
+            dl->nsent_now++;
+        }
+}
+
+static const struct smtp_rcpt_reject *delivery_reject_of(const struct smtp_job *job,
+                                                         const char *addr)
+{
+    for (size_t i = 0; i < job->nrejects; i++)
+        if (strcmp(job->rejects[i].addr, addr) == 0)
+            return &job->rejects[i];
+    return NULL;
+}
+
+/*
+ * SMTP: decides each pending recipient once the server has answered every
+ * RCPT, that is when the message went out (to those accepted) or when all
+ * were refused; any other failure leaves them all pending. A 5xx recipient
+ * is refused for good (SPEC 9); a 4xx one stays pending and the message
+ * waits for it alone: o becomes a temporary failure, which the accepted
+ * recipients never see again. Refused for good, all of them, after others
+ * had the message from earlier attempts: the message is sent.
+ */
+static void delivery_rcpts_smtp(struct delivery *dl, struct outcome *o)
+{
+    const struct smtp_job *job = &dl->smtp;
+    const struct message *m = dl->msg;
+    size_t npending = message_count_rcpts(m, RCPT_PENDING);
+    bool delivered = o->kind == OUT_OK;
+    bool all_refused = (o->kind == OUT_PERMFAIL || o->kind == OUT_TEMPFAIL) && !job->aborted &&
+                       job->stage == SMTP_STAGE_RCPT && job->naccepted == 0 &&
+                       job->nrejects == npending && npending > 0;
+    if (!delivered && !all_refused)
+        return;
+    const struct smtp_rcpt_reject *first_later = NULL;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        const struct msg_rcpt *r = &m->rcpts[i];
+        if (r->state != RCPT_PENDING)
+            continue;
+        const struct smtp_rcpt_reject *rej = delivery_reject_of(job, r->addr);
+        if (rej == NULL) {
+            if (delivered) {
+                delivery_mark(dl, r, RCPT_SENT);
+                dl->nsent_now++;
+            }
+        } else if (rej->code / 100 == 4) {
+            if (first_later == NULL)
+                first_later = rej;
+            dl->nlater++;
+        } else {
+            delivery_mark(dl, r, RCPT_FAILED);
+        }
+    }
+    if (first_later != NULL) {
+        o->kind = OUT_TEMPFAIL;
+        if (dl->nlater > 1)
+            snprintf(o->reason, sizeof o->reason, "%s (RCPT TO:<%s>, and %zu more recipients)",
+                     first_later->reply, first_later->addr, dl->nlater - 1);
+        else
+            snprintf(o->reason, sizeof o->reason, "%s (RCPT TO:<%s>)", first_later->reply,
+                     first_later->addr);
+    } else if (all_refused && message_count_rcpts(m, RCPT_SENT) > 0) {
+        o->kind = OUT_OK;
+        snprintf(o->reason, sizeof o->reason,
+                 "the other recipients had it from earlier attempts; the last refused it: %s",
+                 job->reply ? job->reply : "");
+    }
 }
 
 static void delivery_end(struct delivery *dl)
@@ -134,22 +230,46 @@ static void delivery_fail(struct delivery *dl, const char *event, const char *re
               dl->p ? transport_name(dl->p->transport) : "-", m ? m->attempts + 1 : 0, reason);
 }
 
-/* Defers to next (clamped to the deadline so that expiry is never late). */
-static void delivery_defer(struct delivery *dl, int64_t next, bool count, const char *reason,
-                           const char *result)
+/* Defers to next (clamped to the deadline so that expiry is never late).
+ * After an attempt that reached some recipients (others refused for now),
+ * its attempt row says sent, with the server's reply to the data. */
+static void delivery_defer(struct delivery *dl, int64_t next, bool count, const char *reason)
 {
     struct daemon *d = dl->d;
     const struct message *m = dl->msg;
     int64_t deadline = delivery_deadline(d->cfg->cfg, m);
     if (next > deadline)
         next = deadline;
-    delivery_record(dl, MSG_QUEUED, next, count, reason, result, reason);
+    bool part = dl->nsent_now > 0;
+    delivery_record(dl, MSG_QUEUED, next, count, reason, part ? "sent" : "deferred",
+                    part && dl->smtp.reply ? dl->smtp.reply : reason);
     char when[40];
     log_iso_time(next, when, sizeof when);
     log_event(d->log, LL_WARN, "deferred",
               "id=%lld area=%q profile=%q via=%s attempt=%d next=%s reason=%q", (long long)dl->id,
               m->area, dl->p ? dl->p->name : "-", dl->p ? transport_name(dl->p->transport) : "-",
               m->attempts + (count ? 1 : 0), when, reason);
+}
+
+/* The sent line (and one rcpt-rejected line per recipient refused for good)
+ * of an attempt that reached recipients; later= counts those it waits for. */
+static void delivery_log_sent(struct delivery *dl, int attempt, int64_t ms, const char *reply)
+{
+    struct log *log = dl->d->log;
+    const struct message *m = dl->msg;
+    for (size_t i = 0; i < dl->smtp.nrejects; i++)
+        if (dl->smtp.rejects[i].code / 100 != 4)
+            log_event(log, LL_WARN, "rcpt-rejected", "id=%lld area=%q profile=%q rcpt=%q reply=%q",
+                      (long long)dl->id, m->area, dl->p->name, dl->smtp.rejects[i].addr,
+                      dl->smtp.rejects[i].reply);
+    char later[48] = "";
+    if (dl->nlater > 0)
+        snprintf(later, sizeof later, " later=%zu", dl->nlater);
+    log_event(log, LL_INFO, "sent",
+              "id=%lld area=%q profile=%q via=%s to=%zu%s bytes=%lld attempt=%d ms=%lld reply=%q",
+              (long long)dl->id, m->area, dl->p->name, transport_name(dl->p->transport),
+              dl->nsent_now, later, (long long)(dl->via_graph ? dl->graph.bytes : dl->smtp.bytes),
+              attempt, (long long)ms, reply);
 }
 
 void delivery_finish(struct delivery *dl, const struct outcome *o)
@@ -162,16 +282,7 @@ void delivery_finish(struct delivery *dl, const struct outcome *o)
     switch (o->kind) {
     case OUT_OK:
         delivery_record(dl, MSG_SENT, 0, true, NULL, "sent", o->reason);
-        for (size_t i = 0; i < dl->smtp.nrejects; i++)
-            log_event(d->log, LL_WARN, "rcpt-rejected",
-                      "id=%lld area=%q profile=%q rcpt=%q reply=%q", (long long)dl->id, m->area,
-                      dl->p->name, dl->smtp.rejects[i].addr, dl->smtp.rejects[i].reply);
-        log_event(d->log, LL_INFO, "sent",
-                  "id=%lld area=%q profile=%q via=%s to=%zu bytes=%lld attempt=%d ms=%lld reply=%q",
-                  (long long)dl->id, m->area, dl->p->name, transport_name(dl->p->transport),
-                  dl->via_graph ? m->nrcpts : dl->smtp.naccepted,
-                  (long long)(dl->via_graph ? dl->graph.bytes : dl->smtp.bytes), attempt,
-                  (long long)ms, o->reason);
+        delivery_log_sent(dl, attempt, ms, o->reason);
         profstate_success(d, dl->p);
         break;
     case OUT_PERMFAIL:
@@ -181,13 +292,19 @@ void delivery_finish(struct delivery *dl, const struct outcome *o)
     case OUT_PROFILE:
         if (!o->message_specific) {
             profstate_suspend(d, dl->p, o->reason);
-            delivery_defer(dl, now_s_wall(), false, o->reason, "deferred");
+            delivery_defer(dl, now_s_wall(), false, o->reason);
             break;
         }
         /* A fault that concerns this message only: a temporary failure. */
         __attribute__((fallthrough));
     case OUT_TEMPFAIL: {
-        profstate_error(d, dl->p, o->reason);
+        if (dl->nsent_now > 0) {
+            /* Some recipients have it; the message waits for the others. */
+            delivery_log_sent(dl, attempt, ms, dl->smtp.reply ? dl->smtp.reply : "accepted");
+            profstate_success(d, dl->p);
+        } else {
+            profstate_error(d, dl->p, o->reason);
+        }
         if (o->retry_after > 0)
             profstate_hold(d, dl->p, o->retry_after);
         if (c->max_attempts > 0 && attempt >= c->max_attempts) {
@@ -202,7 +319,7 @@ void delivery_finish(struct delivery *dl, const struct outcome *o)
             log_event(d->log, LL_WARN, "possible-duplicate", "id=%lld area=%q profile=%q reason=%q",
                       (long long)dl->id, m->area, dl->p->name, o->reason);
         /* Rounded up: a Retry-After of 3 s never becomes 2.1 s. */
-        delivery_defer(dl, (now_ms_wall() + 999) / 1000 + delay, true, o->reason, "deferred");
+        delivery_defer(dl, (now_ms_wall() + 999) / 1000 + delay, true, o->reason);
         break;
     }
     case OUT_ABORTED:
@@ -220,7 +337,8 @@ void delivery_finish(struct delivery *dl, const struct outcome *o)
  * attempt row, no attempt counted, its last error kept. */
 static void delivery_return_unstarted(struct delivery *dl)
 {
-    pending_add(dl->d, dl->id, MSG_QUEUED, now_s_wall(), false, dl->msg->last_error, NULL, 0);
+    pending_add(dl->d, dl->id, MSG_QUEUED, now_s_wall(), false, dl->msg->last_error, NULL, 0, NULL,
+                0);
     log_event(dl->d->log, LL_DEBUG, "requeued", "id=%lld area=%q reason=%q", (long long)dl->id,
               dl->msg->area, "claimed ahead, not started before shutdown");
     delivery_end(dl);
@@ -248,6 +366,7 @@ static void delivery_smtp_done(struct smtp_job *job, void *arg)
     };
     struct outcome o;
     outcome_classify_smtp(&r, &o);
+    delivery_rcpts_smtp(dl, &o);
     delivery_finish(dl, &o);
 }
 
@@ -283,6 +402,7 @@ static void delivery_graph_done(struct graph_job *job, void *arg)
     };
     struct outcome o;
     outcome_classify_graph(&r, &o);
+    delivery_rcpts_graph(dl, &o);
     struct profstate *ps = profstate_get(dl->d, dl->p->name);
     if (dl->d->graph)
         ps->token_expires = graph_token_expires(dl->d->graph, dl->p->name);
@@ -301,21 +421,37 @@ static bool delivery_prepare(struct delivery *dl)
         delivery_fail(dl, "failed", why);
         return false;
     }
+    const struct message *m = dl->msg;
+    size_t nsent = message_count_rcpts(m, RCPT_SENT);
+    if (message_count_rcpts(m, RCPT_PENDING) == 0) {
+        /* Only rows written so (retry turns refused recipients back into
+         * pending ones): nobody is left to send it to. */
+        if (nsent > 0) {
+            delivery_record(dl, MSG_SENT, 0, false, NULL, "sent", "every recipient had it already");
+            log_event(dl->d->log, LL_INFO, "sent", "id=%lld area=%q to=0 reason=%q",
+                      (long long)dl->id, m->area, "every recipient had it already");
+        } else {
+            delivery_fail(dl, "failed", "every recipient was refused for good");
+        }
+        return false;
+    }
+    /* Said when a message expires that some recipients have (4xx to others). */
+    char had[80] = "";
+    if (nsent > 0)
+        snprintf(had, sizeof had, " (%zu of %zu recipients had it)", nsent, m->nrcpts);
     int64_t now = now_s_wall();
-    if (dl->msg->expires > 0 && now >= dl->msg->expires) {
+    if (m->expires > 0 && now >= m->expires) {
         char why[800];
-        snprintf(why, sizeof why, "its expires time passed before it could be sent%s%s",
-                 dl->msg->last_error ? "; last error: " : "",
-                 dl->msg->last_error ? dl->msg->last_error : "");
+        snprintf(why, sizeof why, "its expires time passed before it could be sent%s%s%s", had,
+                 m->last_error ? "; last error: " : "", m->last_error ? m->last_error : "");
         delivery_fail(dl, "expired", why);
         return false;
     }
-    int64_t lifetime = config_area_lifetime(c, dl->msg->area);
-    if (now >= delivery_life_end(dl->msg->created, lifetime)) {
+    int64_t lifetime = config_area_lifetime(c, m->area);
+    if (now >= delivery_life_end(m->created, lifetime)) {
         char why[800];
-        snprintf(why, sizeof why, "queue lifetime of %llds ended%s%s", (long long)lifetime,
-                 dl->msg->last_error ? "; last error: " : "",
-                 dl->msg->last_error ? dl->msg->last_error : "");
+        snprintf(why, sizeof why, "queue lifetime of %llds ended%s%s%s", (long long)lifetime, had,
+                 m->last_error ? "; last error: " : "", m->last_error ? m->last_error : "");
         delivery_fail(dl, "expired", why);
         return false;
     }
@@ -325,7 +461,7 @@ static bool delivery_prepare(struct delivery *dl)
         snprintf(why, sizeof why,
                  "no [area %s] section and no [area *] serves this message: add one and reload",
                  dl->msg->area);
-        delivery_defer(dl, now + c->retry_min, false, why, "deferred");
+        delivery_defer(dl, now + c->retry_min, false, why);
         return false;
     }
     dl->p = a->profile;

@@ -121,7 +121,11 @@ static void json_recipients(cJSON *msg, const struct message *m)
     for (int k = RCPT_TO; k <= RCPT_BCC; k++) {
         cJSON *arr = NULL;
         for (size_t i = 0; i < m->nrcpts; i++) {
-            if ((int)m->rcpts[i].kind != k)
+            /* Only those still waiting for it: Graph's lists are both the
+             * envelope and the headers, so after an SMTP attempt that
+             * reached some recipients (delivery.c) the others see only
+             * themselves. */
+            if ((int)m->rcpts[i].kind != k || m->rcpts[i].state != RCPT_PENDING)
                 continue;
             if (arr == NULL)
                 arr = cJSON_AddArrayToObject(msg, keys[k]);

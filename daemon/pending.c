@@ -41,6 +41,8 @@ struct pending {
     char *reason;
     struct spool_attempt *att;
     size_t natt;
+    struct spool_rcpt_mark *marks;
+    size_t nmarks;
     int tries; /* writes tried after the spool refused it */
 };
 
@@ -58,6 +60,7 @@ static void pending_free_one(struct pending *p)
         free((char *)p->att[i].reply);
     }
     free(p->att);
+    free(p->marks);
     free(p->reason);
     free(p);
 }
@@ -77,8 +80,8 @@ static struct spool_outcome *pending_outcomes(const struct pending *list, size_t
     struct spool_outcome *v = xcalloc(*n + 1, sizeof *v);
     size_t i = 0;
     for (const struct pending *p = list; p; p = p->next)
-        v[i++] = (struct spool_outcome){p->id,     p->st,  p->next_attempt, p->count,
-                                        p->reason, p->att, p->natt};
+        v[i++] = (struct spool_outcome){p->id,  p->st,   p->next_attempt, p->count, p->reason,
+                                        p->att, p->natt, p->marks,        p->nmarks};
     return v;
 }
 
@@ -90,7 +93,8 @@ static void pending_batch_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 void pending_add(struct daemon *d, int64_t id, enum msg_state st, int64_t next, bool count,
-                 const char *reason, const struct spool_attempt *att, size_t natt)
+                 const char *reason, const struct spool_attempt *att, size_t natt,
+                 const struct spool_rcpt_mark *marks, size_t nmarks)
 {
     struct pending *p = xcalloc(1, sizeof *p);
     p->id = id;
@@ -106,6 +110,11 @@ void pending_add(struct daemon *d, int64_t id, enum msg_state st, int64_t next, 
         p->att[i].transport = pending_dup(att[i].transport);
         p->att[i].result = pending_dup(att[i].result);
         p->att[i].reply = pending_dup(att[i].reply);
+    }
+    if (nmarks > 0) {
+        p->marks = xcalloc(nmarks, sizeof *p->marks);
+        memcpy(p->marks, marks, nmarks * sizeof *marks);
+        p->nmarks = nmarks;
     }
     /* In order of decision: the attempt rows keep the order they had. */
     if (d->batch_tail == NULL)
@@ -126,8 +135,9 @@ void pending_add(struct daemon *d, int64_t id, enum msg_state st, int64_t next, 
 
 static int pending_write1(struct daemon *d, struct pending *p, struct err *e)
 {
-    return spool_finish(d->spool, p->id, p->st, p->next_attempt, p->count, p->reason, p->att,
-                        p->natt, e);
+    struct spool_outcome o = {p->id,  p->st,   p->next_attempt, p->count, p->reason,
+                              p->att, p->natt, p->marks,        p->nmarks};
+    return spool_finish_many(d->spool, &o, 1, e);
 }
 
 /* The spool refused p: log it once and keep it for the tick. */

@@ -33,11 +33,9 @@ struct xfer_ctx {
     bool read_failed;
     bool aborted;
     bool too_slow;
-    bool need_auth;  /* SMTPAuthReq = SSL */
-    bool no_auth;    /* stopped: the server offered no AUTH after TLS */
-    bool rcpt_hold;  /* a 4xx RCPT reply holds the message back (smtp_xfer_run) */
-    bool rcpt_later; /* stopped: a recipient got a temporary (4xx) RCPT reply */
-    bool prev_cr;    /* the last byte handed over was CR */
+    bool need_auth; /* SMTPAuthReq = SSL */
+    bool no_auth;   /* stopped: the server offered no AUTH after TLS */
+    bool prev_cr;   /* the last byte handed over was CR */
     struct err read_err;
     curl_off_t last_ul;
     int64_t last_progress_ms; /* 0: body not started */
@@ -136,17 +134,10 @@ static int xfer_debug(CURL *h, curl_infotype type, char *data, size_t size, void
  *   handshake when that reply lacks AUTH, or, should that be missed, at the
  *   reply to MAIL when no AUTH succeeded. A reused connection was checked
  *   when it was opened.
- * - A recipient got a temporary (4xx) reply to RCPT: with
- *   CURLOPT_MAIL_RCPT_ALLOWFAILS curl would go on to DATA with the others
- *   and that recipient would never get the message. Stopping before DATA
- *   defers the whole message, so every recipient gets it once, later (only
- *   5xx recipients are left out, SPEC 9). Only for the message's first
- *   SMTP_RCPT_HOLD_ATTEMPTS attempts (rcpt_hold): that covers greylisting,
- *   the common cause; a refusal that lasts (a full mailbox) must not keep
- *   the message from everyone else until its lifetime ends, and the spool
- *   keeps no delivery state per recipient to send it to that one alone
- *   later. After that, the message goes to the accepted recipients and the
- *   refused one is reported like a 5xx one (rcpt-rejected).
+ * A recipient refused at RCPT, 4xx or 5xx, does not stop the transfer
+ * (CURLOPT_MAIL_RCPT_ALLOWFAILS): the others get the message, and the
+ * refusals are in the job for delivery.c, which keeps a 4xx recipient
+ * pending in the spool and sends it the message alone later.
  */
 static size_t xfer_header(char *buf, size_t size, size_t n, void *userp)
 {
@@ -156,11 +147,6 @@ static size_t xfer_header(char *buf, size_t size, size_t n, void *userp)
     if (x == NULL)
         return n;
     const struct smtp_trace *t = &x->trace;
-    if (x->rcpt_hold && t->cmd == SMTP_CMD_RCPT && t->nrejects > 0 &&
-        t->rejects[t->nrejects - 1].code / 100 == 4) {
-        x->rcpt_later = true;
-        return 0;
-    }
     if (!x->need_auth || t->reused || !t->tls_done || t->auth_ok)
         return n;
     if ((t->cmd == SMTP_CMD_EHLO && t->ehlo_final && !t->ehlo_auth) || t->cmd == SMTP_CMD_MAIL) {
@@ -384,12 +370,14 @@ void smtp_xfer_handle_free(CURL *h, bool polite)
     curl_easy_cleanup(h);
 }
 
-/* The envelope: every recipient (To, Cc and Bcc) as "<addr>". NULL with e set
+/* The envelope: every pending recipient (To, Cc and Bcc) as "<addr>". NULL with e set
  * when an address would let text through curl unchecked. */
 static struct curl_slist *xfer_rcpts(const struct message *m, struct err *e)
 {
     struct curl_slist *l = NULL;
     for (size_t i = 0; i < m->nrcpts; i++) {
+        if (m->rcpts[i].state != RCPT_PENDING)
+            continue; /* had it from an earlier attempt, or refused for good */
         if (!xfer_addr_ok(m->rcpts[i].addr)) {
             curl_slist_free_all(l);
             err_set(e, EX_DATAERR, "message %lld: recipient %zu is not a usable address",
@@ -407,7 +395,7 @@ static struct curl_slist *xfer_rcpts(const struct message *m, struct err *e)
         l = n;
     }
     if (l == NULL)
-        err_set(e, EX_DATAERR, "message %lld: no recipients", (long long)m->id);
+        err_set(e, EX_DATAERR, "message %lld: no recipient left to send to", (long long)m->id);
     return l;
 }
 
@@ -474,15 +462,7 @@ static void xfer_fill_job(CURL *h, CURLcode rc, struct xfer_ctx *x, struct smtp_
         job->stage = SMTP_STAGE_TLS;
     else if (rc == CURLE_LOGIN_DENIED)
         job->stage = SMTP_STAGE_AUTH;
-    if (x->rcpt_later) {
-        const struct smtp_rcpt_reject *r = &job->rejects[job->nrejects - 1];
-        job->stage = SMTP_STAGE_RCPT;
-        job->reply_code = r->code;
-        free(job->reply);
-        job->reply = xasprintf("%s (RCPT TO:<%s>; stopped before DATA, so no recipient got it "
-                               "and all are tried again)",
-                               r->reply, r->addr);
-    } else if (x->no_auth) {
+    if (x->no_auth) {
         job->curl_code = CURLE_AUTH_ERROR;
         job->stage = SMTP_STAGE_AUTH;
         job->error = xstrdup("the server offers no AUTH after TLS; nothing was sent");
@@ -540,8 +520,8 @@ static enum smtp_xfer_after xfer_after(CURLcode rc, const struct xfer_ctx *x,
     if (x->trace.reused && !x->data_sent && !x->aborted && !x->read_failed &&
         job->stage <= SMTP_STAGE_MAIL && (x->trace.last_code == 421 || x->trace.last_code == 0))
         return SMTP_XFER_RETRY_FRESH;
-    if (job->stage == SMTP_STAGE_TLS || job->stage == SMTP_STAGE_AUTH || x->rcpt_later)
-        return SMTP_XFER_DROP; /* rcpt_later: a transaction is open on it */
+    if (job->stage == SMTP_STAGE_TLS || job->stage == SMTP_STAGE_AUTH)
+        return SMTP_XFER_DROP;
     return SMTP_XFER_KEEP;
 }
 
@@ -569,7 +549,6 @@ enum smtp_xfer_after smtp_xfer_run(CURL *h, struct smtp_job *job, const struct s
         mime_new(job->msg, &x->sender, io->att_read ? io->att_read : xfer_no_att_read, io->att_ctx);
     smtp_trace_init(&x->trace, xfer_implicit_tls(pr), io->emit, io->emit_ctx);
     x->need_auth = pr->transport == TRANSPORT_SMTP_AUTH;
-    x->rcpt_hold = job->msg->attempts < SMTP_RCPT_HOLD_ATTEMPTS;
 
     xfer_bind(h, x, rcpts);
     CURLcode rc = curl_easy_perform(h);

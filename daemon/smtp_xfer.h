@@ -23,12 +23,6 @@
 #include "smtp.h"
 #include "smtp_trace.h"
 
-/* A 4xx reply to one RCPT holds the whole message back (nothing is sent)
- * during its first this many attempts, enough for greylisting (with the
- * default retry_min of 1m the fourth attempt comes 7 minutes after the
- * first); from then on the accepted recipients get it (smtp_xfer.c). */
-#define SMTP_RCPT_HOLD_ATTEMPTS 3
-
 struct smtp_xfer_io {
     mime_att_read_fn att_read; /* attachment bytes; NULL: a message with attachments fails */
     void *att_ctx;

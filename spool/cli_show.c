@@ -71,10 +71,14 @@ static void cli_show_text(const struct spool_row *r, const struct message *m,
     for (size_t i = 0; i < m->nrcpts; i++) {
         char label[16];
         snprintf(label, sizeof label, "%s:", rcpt_kind_name(m->rcpts[i].kind));
+        /* A recipient's own outcome, once the daemon decided it. */
+        const char *st = m->rcpts[i].state == RCPT_SENT     ? "  [sent]"
+                         : m->rcpts[i].state == RCPT_FAILED ? "  [refused]"
+                                                            : "";
         if (m->rcpts[i].name)
-            printf("%-13s %s <%s>\n", label, m->rcpts[i].name, m->rcpts[i].addr);
+            printf("%-13s %s <%s>%s\n", label, m->rcpts[i].name, m->rcpts[i].addr, st);
         else
-            printf("%-13s %s\n", label, m->rcpts[i].addr);
+            printf("%-13s %s%s\n", label, m->rcpts[i].addr, st);
     }
     for (size_t i = 0; i < m->nhdrs; i++)
         printf("%-13s %s: %s\n", "header:", m->hdrs[i].name, m->hdrs[i].value);
@@ -106,6 +110,8 @@ static cJSON *cli_show_json_parts(const struct message *m)
         cJSON_AddStringToObject(r, "address", m->rcpts[i].addr);
         if (m->rcpts[i].name)
             cJSON_AddStringToObject(r, "name", m->rcpts[i].name);
+        const char *st = rcpt_state_name(m->rcpts[i].state);
+        cJSON_AddItemToObject(r, "state", st ? cJSON_CreateString(st) : cJSON_CreateNull());
         cJSON_AddItemToArray(rc, r);
     }
     cJSON *hs = cJSON_AddArrayToObject(o, "headers");

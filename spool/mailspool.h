@@ -34,7 +34,7 @@
 extern "C" {
 #endif
 
-#define MAILSPOOL_SCHEMA_VERSION 1
+#define MAILSPOOL_SCHEMA_VERSION 2
 
 typedef struct mailspool mailspool;
 typedef struct mailspool_msg mailspool_msg;

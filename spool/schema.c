@@ -1,12 +1,12 @@
 /*
- * schema — the spool's SQL schema (version 1), its creation and migrations.
+ * schema — the spool's SQL schema (version 2), its creation and migrations.
  *
  * Owns: PRAGMA user_version and every CREATE statement. Never: empties,
  * recreates or repairs an existing file; a file that is not a spool is
  * refused and left as it is.
  *
  * The spool is one SQLite database in WAL mode. Its schema is a public,
- * versioned interface (PRAGMA user_version = 1); docs/SPOOL.md repeats this
+ * versioned interface (PRAGMA user_version = 2); docs/SPOOL.md repeats this
  * comment with a worked example. Times are Unix seconds unless the name ends
  * in _ms. Every connection sets busy_timeout and PRAGMA foreign_keys = ON.
  *
@@ -33,7 +33,11 @@
  *   updated       time of the last state change; purge compares it
  *   draft_id      Microsoft Graph draft of an interrupted large send
  * recipients — id, message_id -> messages, kind 'to'|'cc'|'bcc' (default
- *   'to'), name (display name or NULL), address (bare local@domain).
+ *   'to'), name (display name or NULL), address (bare local@domain), state
+ *   (written by the daemon only: NULL not delivered yet, 'sent' a server
+ *   took the message for this recipient, 'failed' refused permanently).
+ *   Version 2 added state; a message that some recipients have and others
+ *   not (a 4xx to one RCPT) is sent later to the others alone.
  * headers — id, message_id -> messages, name, value: producer's extra
  *   headers (X-...); never From/To/Date/Message-ID and the like.
  * attachments — id, message_id -> messages, name (file name shown),
@@ -63,6 +67,7 @@
 #include "schema.h"
 #include "spool_db.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* Version 0 (an empty file) -> 1. */
@@ -219,10 +224,22 @@ static int schema_v0_to_v1(struct spool *sp, struct err *e)
     return spool_db_exec(sp, schema_v1_index_sql, "creating the indexes", e);
 }
 
-/* schema_steps[v] takes the database from version v to v + 1. A version 2
- * adds schema_v1_to_v2 here and bumps SCHEMA_VERSION. */
+/* Version 1 -> 2: delivery state per recipient. A column with no default
+ * and a CHECK that NULL passes: every existing recipient is "not delivered
+ * yet", which is true of every message a version 1 daemon left queued, and
+ * a producer's INSERT written for version 1 works unchanged. */
+static int schema_v1_to_v2(struct spool *sp, struct err *e)
+{
+    return spool_db_exec(sp,
+                         "ALTER TABLE recipients ADD COLUMN state TEXT"
+                         " CHECK (state IN ('sent', 'failed'))",
+                         "adding recipients.state", e);
+}
+
+/* schema_steps[v] takes the database from version v to v + 1. A version 3
+ * adds schema_v2_to_v3 here and bumps SCHEMA_VERSION. */
 typedef int (*schema_step_fn)(struct spool *sp, struct err *e);
-static const schema_step_fn schema_steps[SCHEMA_VERSION] = {schema_v0_to_v1};
+static const schema_step_fn schema_steps[SCHEMA_VERSION] = {schema_v0_to_v1, schema_v1_to_v2};
 
 /* The first n (at most 2) integer columns of the one row sql returns. */
 static int schema_read_ints(struct spool *sp, const char *sql, int *out, int n, struct err *e)
@@ -335,7 +352,12 @@ int schema_ensure(struct spool *sp, struct err *e)
         spool_db_rollback(sp);
         return 0;
     }
+    bool migrated = v > 0;
     if (schema_refuse(sp, v, e) != 0 || schema_upgrade(sp, v, e) != 0)
         return spool_db_rollback(sp);
-    return spool_db_commit(sp, e);
+    if (spool_db_commit(sp, e) != 0)
+        return -1;
+    /* A spool migrated from an older version may also predate the indexes
+     * added within version 1. */
+    return migrated ? schema_v1_indexes(sp, e) : 0;
 }

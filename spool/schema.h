@@ -11,7 +11,7 @@
 #include "err.h"
 #include "spool_db.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /*
  * Brings the open connection's database to SCHEMA_VERSION: creates the

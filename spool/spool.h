@@ -116,8 +116,9 @@ struct spool_attempt {
     int64_t at_ms; /* wall clock, Unix milliseconds */
     const char *profile;
     const char *transport; /* "smtp", "graph", or "" */
-    const char *result; /* "sent", "deferred", "failed", "expired", "rcpt-rejected", "requeued" */
-    const char *reply;  /* server reply or reason */
+    const char *result;    /* "sent", "deferred", "failed", "expired", "rcpt-rejected",
+                            * "rcpt-deferred", "requeued" */
+    const char *reply;     /* server reply or reason */
     int64_t duration_ms;
 };
 
@@ -131,7 +132,15 @@ int spool_finish(struct spool *sp, int64_t id, enum msg_state new_state, int64_t
                  bool count_attempt, const char *reason, const struct spool_attempt *att,
                  size_t natt, struct err *e);
 
-/* One outcome of spool_finish_many (the same fields as spool_finish). */
+/* What one attempt decided for one recipient (recipients.id of the message). */
+struct spool_rcpt_mark {
+    int64_t row;
+    enum rcpt_state state; /* RCPT_SENT or RCPT_FAILED */
+};
+
+/* One outcome of spool_finish_many (the same fields as spool_finish, and
+ * the recipients it decided, written only when the message was still
+ * sending). */
 struct spool_outcome {
     int64_t id;
     enum msg_state state;
@@ -140,6 +149,8 @@ struct spool_outcome {
     const char *reason;
     const struct spool_attempt *att;
     size_t natt;
+    const struct spool_rcpt_mark *marks;
+    size_t nmarks;
 };
 
 /* Group commit: writes all n outcomes in one transaction, all or none (one

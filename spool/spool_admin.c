@@ -279,7 +279,14 @@ int spool_admin_retry(struct spool *sp, int64_t id, struct err *e)
     /* An explicit retry means "now": it overrides not_before too. A failed
      * message starts afresh: attempts from zero and a new queue lifetime
      * (created = now), and an expires time already past no longer applies —
-     * otherwise a message that failed as expired would expire again at once. */
+     * otherwise a message that failed as expired would expire again at once.
+     * Its recipients refused for good are tried again; those that have it
+     * do not get it twice. */
+    if (state == MSG_FAILED && spool_admin_update(sp,
+                                                  "UPDATE recipients SET state = NULL"
+                                                  " WHERE message_id = ?1 AND state = 'failed'",
+                                                  id, "retrying its refused recipients", e) != 0)
+        return spool_db_rollback(sp);
     if (spool_admin_update(sp,
                            "UPDATE messages SET next_attempt = 0, not_before = 0, updated = ?2,"
                            " attempts = CASE state WHEN 'failed' THEN 0 ELSE attempts END,"
@@ -298,6 +305,16 @@ int spool_admin_retry_failed(struct spool *sp, const char *area, int64_t *count,
     if (spool_db_begin(sp, e) != 0)
         return -1;
     sqlite3_stmt *st;
+    /* As spool_admin_retry: refused recipients are tried again. */
+    if (spool_db_prepare(sp,
+                         "UPDATE recipients SET state = NULL WHERE state = 'failed' AND message_id"
+                         " IN (SELECT id FROM messages WHERE state = 'failed'"
+                         " AND (?1 IS NULL OR area = ?1))",
+                         &st, e) != 0)
+        return spool_db_rollback(sp);
+    spool_db_bind_text(st, 1, area);
+    if (spool_db_step_done(sp, st, "retrying refused recipients", e) != 0)
+        return spool_db_rollback(sp);
     if (spool_db_prepare(
             sp,
             "UPDATE messages SET state = 'queued', next_attempt = 0, not_before = 0,"

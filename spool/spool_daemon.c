@@ -328,6 +328,27 @@ static int spool_finish_attempts(struct spool *sp, int64_t id, const struct spoo
     return 0;
 }
 
+/* The recipients one attempt decided. Only a recipient still pending is
+ * marked: a mark is final (retry turns 'failed' back into pending). */
+static int spool_finish_marks(struct spool *sp, int64_t id, const struct spool_rcpt_mark *v,
+                              size_t n, struct err *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_stmt *st;
+        if (spool_db_cached(sp,
+                            "UPDATE recipients SET state = ?3"
+                            " WHERE id = ?1 AND message_id = ?2 AND state IS NULL",
+                            &st, e) != 0)
+            return -1;
+        sqlite3_bind_int64(st, 1, v[i].row);
+        sqlite3_bind_int64(st, 2, id);
+        spool_db_bind_text(st, 3, rcpt_state_name(v[i].state));
+        if (spool_db_step_reset(sp, st, "recording a recipient's delivery", e) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* One outcome inside the caller's transaction. */
 static int spool_finish_one(struct spool *sp, const struct spool_outcome *o, struct err *e)
 {
@@ -346,7 +367,11 @@ static int spool_finish_one(struct spool *sp, const struct spool_outcome *o, str
     sqlite3_bind_int(st, 4, o->count_attempt ? 1 : 0);
     spool_db_bind_text(st, 5, o->state == MSG_SENT ? NULL : o->reason);
     sqlite3_bind_int64(st, 6, spool_db_now());
-    return spool_db_step_reset(sp, st, "recording the outcome", e);
+    if (spool_db_step_reset(sp, st, "recording the outcome", e) != 0)
+        return -1;
+    if (o->nmarks == 0 || sqlite3_changes(sp->db) == 0)
+        return 0; /* no longer ours: retried or cancelled meanwhile */
+    return spool_finish_marks(sp, o->id, o->marks, o->nmarks, e);
 }
 
 int spool_finish_many(struct spool *sp, const struct spool_outcome *v, size_t n, struct err *e)
@@ -358,7 +383,8 @@ int spool_finish(struct spool *sp, int64_t id, enum msg_state new_state, int64_t
                  bool count_attempt, const char *reason, const struct spool_attempt *att,
                  size_t natt, struct err *e)
 {
-    struct spool_outcome o = {id, new_state, next_attempt, count_attempt, reason, att, natt};
+    struct spool_outcome o = {id,   new_state, next_attempt, count_attempt, reason, att, natt,
+                              NULL, 0};
     return spool_finish_many(sp, &o, 1, e);
 }
 

@@ -78,8 +78,8 @@ static int spool_load_rcpts(struct spool *sp, struct message *m, struct err *e)
 {
     sqlite3_stmt *st;
     if (spool_db_cached(sp,
-                        "SELECT kind, name, address FROM recipients WHERE message_id = ?1"
-                        " ORDER BY id",
+                        "SELECT kind, name, address, id, state FROM recipients"
+                        " WHERE message_id = ?1 ORDER BY id",
                         &st, e) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, m->id);
@@ -93,6 +93,12 @@ static int spool_load_rcpts(struct spool *sp, struct message *m, struct err *e)
         r->addr = spool_db_column_dup(st, 2);
         if (r->addr == NULL)
             r->addr = xstrdup("");
+        r->row = sqlite3_column_int64(st, 3);
+        const char *state = (const char *)sqlite3_column_text(st, 4);
+        /* The column's CHECK admits nothing else. */
+        r->state = state == NULL                ? RCPT_PENDING
+                   : strcmp(state, "sent") == 0 ? RCPT_SENT
+                                                : RCPT_FAILED;
         if (spool_load_nul(st, "recipients", 0, 3, m->id, e) != 0) {
             spool_db_release(st);
             return -1;

@@ -94,16 +94,19 @@ def test_show(cli):
     add_attempt(cli, mid, 1796446800123, "smtp", "deferred", "451 4.7.1 try later")
     add_attempt(cli, mid, 1796446920456, "smtp", "sent", "250 2.0.0 Ok: queued as 4F2A1")
     cli.sql("UPDATE messages SET state = 'sent', attempts = 2 WHERE id = ?", (mid,))
+    cli.sql("UPDATE recipients SET state = 'sent' WHERE address = 'b@example.org'")
+    cli.sql("UPDATE recipients SET state = 'failed' WHERE address = 'c@example.org'")
     out = cli.ok("show", str(mid))
-    for needle in ("Rechnung 42", "inv-42", "invoice", "Bärbel Groß <b@example.org>",
-                   "c@example.org", "X-Airport-Ref: INV-42", "sent", "451 4.7.1 try later",
+    for needle in ("Rechnung 42", "inv-42", "invoice", "Bärbel Groß <b@example.org>  [sent]",
+                   "c@example.org  [refused]", "X-Airport-Ref: INV-42", "sent", "451 4.7.1 try later",
                    "250 2.0.0 Ok: queued as 4F2A1", "profile=billing", ".123", ".456"):
         assert needle in out, needle
     assert sum(1 for l in out.splitlines() if l.startswith("attempt:")) == 2
     j = cli.json("show", "--ref", "inv-42")
     assert j["id"] == mid and j["state"] == "sent" and j["priority"] == 3
-    assert j["recipients"] == [{"kind": "to", "address": "b@example.org", "name": "Bärbel Groß"},
-                               {"kind": "cc", "address": "c@example.org"}]
+    assert j["recipients"] == [{"kind": "to", "address": "b@example.org", "name": "Bärbel Groß",
+                                "state": "sent"},
+                               {"kind": "cc", "address": "c@example.org", "state": "failed"}]
     assert j["headers"] == [{"name": "X-Airport-Ref", "value": "INV-42"}]
     assert j["text"] == "Text\n" and j["html"] is None
     assert [(a["at_ms"], a["transport"], a["result"], a["reply"]) for a in j["attempt_log"]] == [

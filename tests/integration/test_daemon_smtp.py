@@ -194,51 +194,70 @@ def test_rejected_recipient_fails_with_reply(smtp_peer, workdir):
         assert d.stop() == 0
 
 
-def test_temporary_rcpt_reply_defers_the_whole_message(smtp_peer, workdir):
-    # 451 to one RCPT: curl (RCPT_ALLOWFAILS) would send the message to the
-    # others and that recipient would never get it. The transfer stops before
-    # DATA and the whole message is tried again; a 550 recipient is still left
-    # out (SPEC 9) once the others are accepted.
+def test_temporary_rcpt_reply_waits_for_that_recipient_alone(smtp_peer, workdir):
+    # 550, 451 (greylisting) and 250 to the three RCPTs: the accepted one
+    # gets the message at once, the refused one never, and the greylisted one
+    # alone at the next attempt. Every copy names all three in To.
     peer = smtp_peer(tempfail_first=1, tempfail_stage="rcpt", reject_rcpt="nobody@example.org")
     d = Daemon(workdir, smtp_profile("relay", peer.port),
                queue={"retry_min": "1s", "retry_max": "2s"}).start()
     try:
-        mid = d.enqueue(["nobody@example.org", "spaeter@example.org", "ok@example.org"])
+        rcpts = ["nobody@example.org", "spaeter@example.org", "ok@example.org"]
+        mid = d.enqueue(rcpts)
         d.wait_states("sent", [mid], timeout=30)
-        [m] = peer.wait_for(1)
-        assert m["rcpt_tos"] == ["spaeter@example.org", "ok@example.org"]
+        first, second = peer.wait_for(2)
+        assert first["rcpt_tos"] == ["ok@example.org"]
+        assert second["rcpt_tos"] == ["spaeter@example.org"]
+        for m in (first, second):
+            assert [a.addr_spec for a in m["message"]["To"].addresses] == rcpts
+        assert first["message"]["Message-ID"] == second["message"]["Message-ID"]
         time.sleep(0.5)
-        assert len(peer.messages()) == 1
+        assert len(peer.messages()) == 2
+        rcpt_lines = [c for c in peer.commands() if c.upper().startswith("RCPT")]
+        assert len(rcpt_lines) == 4 and "spaeter@example.org" in rcpt_lines[3], rcpt_lines
+        sent = d.lines_of("sent")
+        assert len(sent) == 2, sent
+        assert "to=1 later=1 " in sent[0] and "attempt=1" in sent[0]
+        assert "to=1 " in sent[1] and "later=" not in sent[1] and "attempt=2" in sent[1]
         [deferred] = d.lines_of("deferred")
-        assert "451" in deferred and "spaeter@example.org" in deferred
-        assert "stopped before DATA" in deferred
-        [rej] = d.lines_of("rcpt-rejected")  # from the attempt that sent it
+        assert "451" in deferred and "RCPT TO:<spaeter@example.org>" in deferred
+        [rej] = d.lines_of("rcpt-rejected")
         assert "nobody@example.org" in rej and "550" in rej
         results = [a["result"] for a in d.attempts(mid)]
-        assert "deferred" in results and "sent" in results
+        assert results == ["sent", "rcpt-rejected", "rcpt-deferred", "sent"], results
+        states = {r["address"]: r["state"] for r in d.show_json(mid)["recipients"]}
+        assert states == {"nobody@example.org": "failed", "spaeter@example.org": "sent",
+                          "ok@example.org": "sent"}
+        shown = d.cli("show", str(mid), check=0).stdout
+        assert "nobody@example.org  [refused]" in shown and "ok@example.org  [sent]" in shown
     finally:
         assert d.stop() == 0
 
 
-def test_lasting_temporary_rcpt_reply_holds_the_message_three_attempts(smtp_peer, workdir):
-    # A full mailbox answers 452 every time: after three held attempts
-    # (greylisting's share) the others get the message, and the full one is
-    # reported like a refused recipient instead of holding everyone back
-    # until the lifetime ends.
+def test_lasting_temporary_rcpt_reply_holds_back_no_one(smtp_peer, workdir):
+    # A full mailbox answers 452 every time: the other recipient has the
+    # message after the first attempt; the full one is tried alone until the
+    # message expires, and it then fails as expired, saying who had it.
     peer = smtp_peer(full_rcpt="voll@example.org")
     d = Daemon(workdir, smtp_profile("relay", peer.port),
                queue={"retry_min": "1s", "retry_max": "1s"}).start()
     try:
-        mid = d.enqueue(["voll@example.org", "ok@example.org"])
-        d.wait_states("sent", [mid], timeout=30)
+        expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 5))
+        mid = d.enqueue(["voll@example.org", "ok@example.org"], extra=["--expires", expires])
         [m] = peer.wait_for(1)
         assert m["rcpt_tos"] == ["ok@example.org"]
-        deferred = d.lines_of("deferred")
-        assert len(deferred) == 3 and all("452" in l and "stopped before DATA" in l
-                                          for l in deferred), deferred
-        [rej] = d.lines_of("rcpt-rejected")
-        assert "voll@example.org" in rej and "452" in rej
-        assert "attempt=4" in d.lines_of("sent")[0]
+        d.wait_states("failed", [mid], timeout=30)
+        assert len(peer.messages()) == 1
+        rcpt_lines = [c for c in peer.commands() if c.upper().startswith("RCPT")]
+        assert len(rcpt_lines) >= 3, rcpt_lines
+        assert all("voll@example.org" in c for c in rcpt_lines[2:]), rcpt_lines
+        assert all("452" in l and "voll@example.org" in l for l in d.lines_of("deferred"))
+        [expired] = d.lines_of("expired")
+        assert "1 of 2 recipients had it" in expired and "452" in expired, expired
+        assert not d.lines_of("rcpt-rejected")
+        assert len(d.lines_of("sent")) == 1
+        states = {r["address"]: r["state"] for r in d.show_json(mid)["recipients"]}
+        assert states == {"voll@example.org": None, "ok@example.org": "sent"}
     finally:
         assert d.stop() == 0
 

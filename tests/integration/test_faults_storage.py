@@ -193,40 +193,55 @@ def start_refused(d):
 
 
 def test_empty_file_is_given_the_schema(smtp_peer, workdir, daemons):
-    """Version 0 (an empty file, e.g. made by the package's tmpfiles.d) is the
-    only older version: v1 is the first schema. The daemon migrates it."""
+    """Version 0: an empty file, e.g. made by the package's tmpfiles.d. The
+    daemon gives it the whole schema."""
     peer = smtp_peer()
     d = make_daemon(daemons, workdir, smtp_profile("relay", peer.port))
     open(d.spool, "wb").close()
     d.start()
     c = sqlite3.connect(d.spool)
-    assert c.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert c.execute("PRAGMA user_version").fetchone()[0] == 2
     c.close()
     mid = d.enqueue("a@example.org")
     d.wait_states("sent", [mid])
 
 
-def test_schema_v1_spool_opens(smtp_peer, workdir, daemons):
+def test_schema_v1_spool_is_migrated(smtp_peer, workdir, daemons):
+    """A spool of version 1 (before recipients.state), as the previous
+    release leaves it: producers are told to start the daemon (75, nothing
+    written); the daemon migrates it and sends what was queued."""
     peer = smtp_peer()
     d = make_daemon(daemons, workdir, smtp_profile("relay", peer.port))
     spool_with_messages(workdir, 3)
+    c = sqlite3.connect(d.spool)
+    c.executescript("ALTER TABLE recipients DROP COLUMN state; PRAGMA user_version = 1;")
+    c.close()
+    p = cli_enqueue(d, "early")
+    assert p.returncode == 75 and "start mailspoold, which migrates it" in p.stderr, p.stderr
     d.start()
     d.wait_states("sent", timeout=30)
     assert len(peer.wait_for(3)) == 3
+    c = sqlite3.connect(d.spool)
+    assert c.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert c.execute("SELECT count(*) FROM recipients WHERE state = 'sent'").fetchone()[0] == 3
+    c.close()
+    assert cli_enqueue(d, "later").returncode == 0
+    d.wait_states("sent", timeout=30)
+    assert len(peer.wait_for(4)) == 4
 
 
 def test_newer_schema_is_refused_untouched(smtp_peer, workdir, daemons):
     peer = smtp_peer()
     d = make_daemon(daemons, workdir, smtp_profile("relay", peer.port))
     spool_with_messages(workdir, 3)
-    set_user_version(d.spool, 2)
+    set_user_version(d.spool, 3)
     digest = sha256(d.spool)
     rc, err = start_refused(d)
     assert rc == 65, (rc, err)
-    assert "schema version 2 is newer than this build knows (1)" in err, err
+    assert "schema version 3 is newer than this build knows (2)" in err, err
     assert "install the mailspool version that wrote it" in err
     p = cli_enqueue(d, "newer")
-    assert p.returncode == 65 and "schema version 2" in p.stderr, p.stderr
+    assert p.returncode == 65 and "schema version 3" in p.stderr, p.stderr
     assert sha256(d.spool) == digest
     assert not peer.messages()
 

@@ -379,7 +379,7 @@ def test_concurrent_creators_all_succeed(env):
         out, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
     assert count(env.spool) == 8
-    assert count(env.spool, "PRAGMA user_version") == 1
+    assert count(env.spool, "PRAGMA user_version") == 2
 
 
 def test_not_a_database_is_refused_and_untouched(env):

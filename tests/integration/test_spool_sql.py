@@ -102,7 +102,8 @@ def test_python_example(bins, workdir):
     shown = show_json(bins, conf, spool, str(rows[0]["id"]))
     assert shown["subject"] == "Monatsauswertung November"
     assert shown["html"] == "<p>Siehe Anhang.</p>"
-    assert shown["recipients"] == [{"kind": "to", "address": "leitung@airport.example"}]
+    assert shown["recipients"] == [{"kind": "to", "address": "leitung@airport.example",
+                                    "state": None}]
     assert shown["attachments"][0]["size"] == len(b"monat;flug\n11;42\n")
 
 

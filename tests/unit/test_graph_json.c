@@ -231,6 +231,33 @@ static void test_no_custom_headers_no_list(void **state)
     message_free(m);
 }
 
+/* After an SMTP attempt that reached some recipients, Graph gets only those
+ * still waiting (its lists are the envelope). */
+static void test_only_pending_recipients(void **state)
+{
+    (void)state;
+    struct profile p = test_profile();
+    struct message *m = test_message();
+    m->rcpts[0].state = RCPT_SENT;   /* baerbel, to */
+    m->rcpts[2].state = RCPT_FAILED; /* cc */
+    unsigned char plan[1];
+    char *out = NULL;
+    size_t len = 0;
+    struct err e = {0};
+    assert_int_equal(graph_json_sendmail(&p, m, plan, short_reader, NULL, &out, &len, &e), 0);
+    cJSON *root = parse(out, len);
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(root, "message");
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(msg, "toRecipients");
+    assert_int_equal(cJSON_GetArraySize(to), 1);
+    check_rcpt(to, 0, "kunde@example.org", NULL);
+    assert_null(cJSON_GetObjectItemCaseSensitive(msg, "ccRecipients"));
+    check_rcpt(cJSON_GetObjectItemCaseSensitive(msg, "bccRecipients"), 0, "bcc@example.org",
+               "Geheim");
+    cJSON_Delete(root);
+    free(out);
+    message_free(m);
+}
+
 static void test_reader_error(void **state)
 {
     (void)state;
@@ -440,6 +467,7 @@ int main(void)
         cmocka_unit_test(test_sendmail_fields),
         cmocka_unit_test(test_text_body_own_reply_to_header_cap),
         cmocka_unit_test(test_no_custom_headers_no_list),
+        cmocka_unit_test(test_only_pending_recipients),
         cmocka_unit_test(test_reader_error),
         cmocka_unit_test(test_plan),
         cmocka_unit_test(test_upload_session_body),

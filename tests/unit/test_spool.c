@@ -118,7 +118,7 @@ static void test_create(void **state)
     struct stat st;
     assert_int_equal(stat(f->db, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0660);
-    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 1);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 2);
     sqlite3 *h;
     assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
     sqlite3_stmt *s;
@@ -163,9 +163,13 @@ static void test_create(void **state)
     sqlite3_close(q);
 }
 
+/* The layout of version 1: no recipients.state. */
+#define V1_SQL "ALTER TABLE recipients DROP COLUMN state; PRAGMA user_version = 1;"
+
 /* Version 1 spools made by older builds (the first: messages_due and
  * messages_area_state; the next: full-width due, due-at and deferred
- * indexes) get the current indexes from the daemon, and lose the old ones. */
+ * indexes) get the current indexes from the daemon, and lose the old ones,
+ * as it migrates them to version 2. */
 static void test_old_indexes_upgraded(void **state)
 {
     struct fx *f = *state;
@@ -186,6 +190,7 @@ static void test_old_indexes_upgraded(void **state)
             assert_int_equal(errno, ENOENT);
         spool_close(open_or_fail(f->db, SPOOL_PRODUCER));
         sql_exec(f->db, older[i]);
+        sql_exec(f->db, V1_SQL);
         struct spool *d = open_or_fail(f->db, SPOOL_DAEMON);
         spool_close(d);
         assert_int_equal(sql_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name IN"
@@ -198,8 +203,93 @@ static void test_old_indexes_upgraded(void **state)
                                         " 'messages_due_cover', 'messages_due_at',"
                                         " 'messages_deferred')"),
                          0);
-        assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 1);
+        assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 2);
     }
+}
+
+/* A version 1 spool with a queued message: producers wait for the daemon
+ * (75), which migrates it; the message is then whole and every recipient
+ * pending. */
+static void test_v1_migrated(void **state)
+{
+    struct fx *f = *state;
+    struct spool *p = open_or_fail(f->db, SPOOL_PRODUCER);
+    struct message *m = sample("invoice", "v1");
+    int64_t id = enqueue_ok(p, m, NULL);
+    message_free(m);
+    spool_close(p);
+    sql_exec(f->db, V1_SQL);
+    struct spool *sp = NULL;
+    struct err e = {0};
+    assert_int_equal(spool_open(f->db, SPOOL_PRODUCER, &sp, &e), -1);
+    assert_int_equal(e.code, EX_TEMPFAIL);
+    assert_non_null(strstr(e.msg, "start mailspoold"));
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 1);
+    f->sp = open_or_fail(f->db, SPOOL_DAEMON);
+    assert_int_equal(sql_int(f->db, "PRAGMA user_version"), 2);
+    struct message *l = NULL;
+    assert_int_equal(spool_load(f->sp, id, &l, &e), 0);
+    assert_int_equal(l->nrcpts, 2);
+    assert_int_equal(message_count_rcpts(l, RCPT_PENDING), 2);
+    assert_true(l->rcpts[0].row > 0 && l->rcpts[1].row > l->rcpts[0].row);
+    message_free(l);
+    /* What a version 1 producer writes still goes in. */
+    sql_exec(f->db, "INSERT INTO messages (area, subject, body_text) VALUES ('x', 's', 't');"
+                    "INSERT INTO recipients (message_id, kind, address)"
+                    " VALUES (last_insert_rowid(), 'to', 'a@example.org');");
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM recipients WHERE state IS NULL"), 3);
+}
+
+/* The recipients an attempt decided are written with its outcome, only
+ * while the message is still sending; a retry turns the refused ones back
+ * into pending ones and leaves those that have it. */
+static void test_recipient_marks(void **state)
+{
+    struct fx *f = *state;
+    f->sp = open_or_fail(f->db, SPOOL_DAEMON);
+    struct message *m = sample("invoice", NULL);
+    struct err e = {0};
+    assert_int_equal(message_add_rcpt(m, RCPT_TO, "voll@example.org", &e), 0);
+    int64_t id = enqueue_ok(f->sp, m, NULL);
+    message_free(m);
+    struct message *l = NULL;
+    assert_int_equal(spool_load(f->sp, id, &l, &e), 0);
+    assert_int_equal(l->nrcpts, 3);
+    struct spool_rcpt_mark marks[] = {{l->rcpts[0].row, RCPT_SENT}, {l->rcpts[1].row, RCPT_FAILED}};
+    struct spool_attempt at = {0, "billing", "smtp", "sent", "250 2.0.0 Ok", 12};
+    struct spool_outcome o = {id, MSG_QUEUED, 4100000000LL, true, "452 full", &at, 1, marks, 2};
+    /* Not sending (never claimed): nothing is written. */
+    assert_int_equal(spool_finish_many(f->sp, &o, 1, &e), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM recipients WHERE state IS NOT NULL"), 0);
+    assert_int_equal(spool_claim(f->sp, id, &e), 1);
+    assert_int_equal(spool_finish_many(f->sp, &o, 1, &e), 0);
+    message_free(l);
+    assert_int_equal(spool_load(f->sp, id, &l, &e), 0);
+    assert_int_equal(l->rcpts[0].state, RCPT_SENT);
+    assert_int_equal(l->rcpts[1].state, RCPT_FAILED);
+    assert_int_equal(l->rcpts[2].state, RCPT_PENDING);
+    /* A mark is final: a second attempt cannot turn "sent" into "failed". */
+    struct spool_rcpt_mark again[] = {{l->rcpts[0].row, RCPT_FAILED}};
+    o = (struct spool_outcome){id, MSG_FAILED, 0, true, "gave up", &at, 1, again, 1};
+    assert_int_equal(spool_claim(f->sp, id, &e), 1);
+    assert_int_equal(spool_finish_many(f->sp, &o, 1, &e), 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM recipients WHERE state = 'sent'"), 1);
+    /* retry: the refused recipient is pending again, the one that has it stays. */
+    assert_int_equal(spool_admin_retry(f->sp, id, &e), 0);
+    message_free(l);
+    assert_int_equal(spool_load(f->sp, id, &l, &e), 0);
+    assert_int_equal(l->rcpts[0].state, RCPT_SENT);
+    assert_int_equal(l->rcpts[1].state, RCPT_PENDING);
+    assert_int_equal(l->rcpts[2].state, RCPT_PENDING);
+    message_free(l);
+    /* retry --failed does the same. */
+    sql_exec(f->db, "UPDATE recipients SET state = 'failed' WHERE state IS NULL;"
+                    "UPDATE messages SET state = 'failed';");
+    int64_t n = 0;
+    assert_int_equal(spool_admin_retry_failed(f->sp, NULL, &n, &e), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM recipients WHERE state IS NULL"), 2);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM recipients WHERE state = 'sent'"), 1);
 }
 
 static void test_roundtrip(void **state)
@@ -562,7 +652,7 @@ static void test_refusals(void **state)
     unlink(f->db);
     /* A newer schema. */
     spool_close(open_or_fail(f->db, SPOOL_PRODUCER));
-    sql_exec(f->db, "PRAGMA user_version = 2");
+    sql_exec(f->db, "PRAGMA user_version = 3");
     assert_refused(f->db, SPOOL_DAEMON, EX_DATAERR);
     assert_refused(f->db, SPOOL_PRODUCER, EX_DATAERR);
     /* Read-only never creates. */
@@ -632,6 +722,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_indexes_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_v1_migrated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recipient_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ref_and_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_cycle, setup, teardown),
