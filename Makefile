@@ -87,9 +87,10 @@ $(LIBMS_A): $(call obj,$(COMMON_SRC) $(SPOOL_SRC))
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(LIBMS_SO): $(call obj,$(COMMON_SRC) $(SPOOL_SRC))
+$(LIBMS_SO): $(call obj,$(COMMON_SRC) $(SPOOL_SRC)) spool/libmailspool.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -Wl,-soname,libmailspool.so.0 $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) -shared -Wl,-soname,libmailspool.so.0 -Wl,--version-script=spool/libmailspool.map \
+	    $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIBS)
 	$(Q)ln -sf libmailspool.so.0 $(B)/libmailspool.so
 
 $(LIBD_A): $(call obj,$(DAEMON_SRC))

@@ -192,6 +192,23 @@ def needed(binary):
 
 
 @needs_build
+@pytest.mark.skipif(shutil.which("nm") is None, reason="nm (binutils) is not installed")
+def test_shared_library_exports_the_api_only(destdir):
+    """libmailspool.so.0 exports the functions of mailspool.h and nothing
+    else (spool/libmailspool.map): internal names such as address_parse or
+    spool_open must not clash with a producer's own."""
+    with open(os.path.join(ROOT, "spool", "mailspool.h"), encoding="utf-8") as f:
+        api = set(re.findall(r"\b(mailspool_[a-z0-9_]+)\(", f.read()))
+    lib = os.path.join(destdir, "usr/lib/libmailspool.so.0")
+    p = subprocess.run(["nm", "-D", "--defined-only", lib], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    exported = {line.split()[-1] for line in p.stdout.splitlines() if line.strip()}
+    assert len(api) >= 20
+    assert exported == api, (sorted(exported - api), sorted(api - exported))
+
+
+@needs_build
 @pytest.mark.parametrize("static", [True, False], ids=["static", "shared"])
 def test_producer_compiles_against_the_installation_and_enqueues(destdir, tmp_path, static):
     prog = compile_producer(destdir, tmp_path, static)
