@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import MAILSPOOLD, run
-from mshelpers import Daemon, wait_for
+from mshelpers import Daemon, smtp_profile, wait_for
 
 NEW_SECRET = "renewed~Secret.Value_9876543210zyxwvuZYXWVU"
 
@@ -93,6 +93,36 @@ def assert_no_secrets_in_log(d, fake):
 
 
 # ---- tokens --------------------------------------------------------------------
+
+def test_recipient_waiting_after_smtp_goes_out_over_graph_alone(graph_fake, certs, smtp_peer,
+                                                                tmp_path, daemons):
+    # The relay took the message for one recipient and refused the other for
+    # now (452); then the area moves to Microsoft 365. Graph's lists are the
+    # envelope, so the request names the waiting recipient only, and the
+    # first one does not get the message twice.
+    peer = smtp_peer(full_rcpt="voll@example.org")
+    queue = {"retry_min": "1m", "retry_max": "1m"}
+    d = start_daemon(daemons, tmp_path, smtp_profile("relay", peer.port), queue=queue)
+    mid = d.enqueue(["ok@example.org", "voll@example.org"], area="ppr")
+    [m] = peer.wait_for(1)
+    assert m["rcpt_tos"] == ["ok@example.org"]
+    wait_for(lambda: d.lines_of("deferred"), what="the deferral for voll@example.org")
+    d.wait_states("queued", [mid])
+    d.write_config(graph_profile(graph_fake, certs, extra="RateLimit = 0"), queue=queue,
+                   daemon={"max_connections": "16"})
+    d.signal(signal.SIGHUP)
+    wait_for(lambda: d.lines_of("reload"), what="the reload")
+    assert d.cli("retry", str(mid)).returncode == 0
+    d.wait_states("sent", [mid], timeout=30)
+    [rec] = graph_fake.wait_for_messages(1)
+    assert rec["message"]["toRecipients"] == [{"emailAddress": {"address": "voll@example.org"}}]
+    assert "ccRecipients" not in rec["message"] and "bccRecipients" not in rec["message"]
+    assert len(peer.messages()) == 1
+    sent = d.lines_of("sent")
+    assert len(sent) == 2 and "via=smtp to=1 later=1" in sent[0] and "via=graph to=1" in sent[1]
+    assert {r["address"]: r["state"] for r in d.show_json(mid)["recipients"]} == {
+        "ok@example.org": "sent", "voll@example.org": "sent"}
+
 
 def test_fifty_messages_one_token_four_in_flight(graph_fake, certs, tmp_path, daemons):
     graph_fake.settings(graph_delay=0.1)
