@@ -12,6 +12,7 @@
  */
 #include "daemon.h"
 #include "graph.h"
+#include "idna.h"
 #include "smtp.h"
 #include "xmalloc.h"
 
@@ -416,6 +417,12 @@ static bool delivery_prepare(struct delivery *dl)
     const struct config *c = dl->cfg->cfg;
     struct err e = {0};
     if (message_validate(dl->msg, &e) != 0) {
+        char why[1100];
+        snprintf(why, sizeof why, "invalid message in the spool: %s", e.msg);
+        delivery_fail(dl, "failed", why);
+        return false;
+    }
+    if (idna_message(dl->msg, &e) != 0) {
         char why[1100];
         snprintf(why, sizeof why, "invalid message in the spool: %s", e.msg);
         delivery_fail(dl, "failed", why);

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <locale.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -262,6 +263,13 @@ int main(int argc, char **argv)
     }
     const char *path = config_path_default(config_opt);
     signal(SIGPIPE, SIG_IGN);
+    /* Only the character type: libcurl converts internationalized domain
+     * names (daemon/idna.c, and its own envelope) only in a UTF-8 locale.
+     * glibc has C.UTF-8 built in; without it such a domain fails its
+     * message with a reason instead of going out in UTF-8. */
+    if (setlocale(LC_CTYPE, "C.UTF-8") == NULL)
+        fprintf(stderr, "mailspoold: warning: no C.UTF-8 locale: addresses with an "
+                        "internationalized domain cannot be sent\n");
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "mailspoold: libcurl initialisation failed\n");
         return EX_SOFTWARE;

@@ -14,6 +14,7 @@
  * So the check lives in the progress callback and only covers the body.
  */
 #include "smtp_xfer.h"
+#include "idna.h"
 #include "xmalloc.h"
 
 #include <stdio.h>
@@ -27,6 +28,7 @@ struct xfer_ctx {
     struct smtp_trace trace;
     struct mime *mm;
     struct mime_sender sender;
+    char *from_ace, *reply_ace; /* the profile's addresses with ASCII domains, or NULL */
     const struct smtp_xfer_io *io;
     int64_t bytes;
     bool data_sent;
@@ -335,17 +337,25 @@ CURL *smtp_xfer_handle_new(const struct profile *pr, const struct smtp_timeouts 
         err_set(e, EX_SOFTWARE, "profile %s: curl_easy_init failed", pr->name);
         return NULL;
     }
+    /* An internationalized domain in the envelope and EHLO by its A-labels,
+     * so that only a non-ASCII local part makes curl ask for SMTPUTF8. */
+    char *from_ace = NULL;
+    struct err ie = {0};
+    if (idna_address(pr->from_address, &from_ace, &ie) != 0)
+        from_ace = NULL;
+    const char *from_addr = from_ace ? from_ace : pr->from_address;
     char ehlo[256];
-    smtp_xfer_ehlo_name(pr->from_address, ehlo, sizeof ehlo);
+    smtp_xfer_ehlo_name(from_addr, ehlo, sizeof ehlo);
     bool v6 = strchr(pr->smtp_host, ':') != NULL;
     /* The URL's path is the EHLO name (curl's documented SMTP URL form). */
     char *url =
         xasprintf("%s://%s%s%s:%d/%s", xfer_implicit_tls(pr) ? "smtps" : "smtp", v6 ? "[" : "",
                   pr->smtp_host, v6 ? "]" : "", pr->smtp_port > 0 ? pr->smtp_port : 25, ehlo);
-    char *from = xasprintf("<%s>", pr->from_address);
+    char *from = xasprintf("<%s>", from_addr);
     const char *bad = xfer_set_profile(h, pr, t, url, from);
     free(url);
     free(from);
+    free(from_ace);
     if (bad) {
         curl_easy_cleanup(h);
         err_set(e, EX_SOFTWARE,
@@ -542,9 +552,17 @@ enum smtp_xfer_after smtp_xfer_run(CURL *h, struct smtp_job *job, const struct s
     }
     struct xfer_ctx *x = xcalloc(1, sizeof *x);
     x->io = io;
-    x->sender.from_address = pr->from_address;
+    /* The profile's addresses in the headers in their ASCII form, as curl
+     * sends FromAddress in MAIL FROM; one that has none stays as written
+     * (the server judges it). */
+    struct err ie = {0};
+    if (idna_address(pr->from_address, &x->from_ace, &ie) != 0)
+        x->from_ace = NULL;
+    if (pr->reply_to && idna_mailbox(pr->reply_to, &x->reply_ace, &ie) != 0)
+        x->reply_ace = NULL;
+    x->sender.from_address = x->from_ace ? x->from_ace : pr->from_address;
     x->sender.from_name = pr->from_display_name;
-    x->sender.reply_to = pr->reply_to;
+    x->sender.reply_to = x->reply_ace ? x->reply_ace : pr->reply_to;
     x->mm =
         mime_new(job->msg, &x->sender, io->att_read ? io->att_read : xfer_no_att_read, io->att_ctx);
     smtp_trace_init(&x->trace, xfer_implicit_tls(pr), io->emit, io->emit_ctx);
@@ -559,6 +577,8 @@ enum smtp_xfer_after smtp_xfer_run(CURL *h, struct smtp_job *job, const struct s
     curl_slist_free_all(rcpts);
     mime_free(x->mm);
     smtp_trace_free(&x->trace);
+    free(x->from_ace);
+    free(x->reply_ace);
     free(x);
     job->duration_ms = xfer_now_ms() - start;
     return after;

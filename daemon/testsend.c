@@ -6,6 +6,7 @@
  * the spool: a test message is not queued.
  */
 #include "testsend.h"
+#include "idna.h"
 #include "graph.h"
 #include "message.h"
 #include "smtp.h"
@@ -25,7 +26,8 @@ int testsend_run(const struct config *cfg, const char *name, const char *to, FIL
     }
     struct message *m = message_new();
     struct err e = {0};
-    if (message_add_rcpt(m, RCPT_TO, to, &e) != 0) {
+    /* As the daemon sends it: an internationalized domain in ASCII form. */
+    if (message_add_rcpt(m, RCPT_TO, to, &e) != 0 || idna_message(m, &e) != 0) {
         fprintf(out, "error: --to %s: %s\n", to, e.msg);
         message_free(m);
         return EX_USAGE;

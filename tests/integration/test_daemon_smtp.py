@@ -365,3 +365,67 @@ def test_garbage_sql_row_fails_and_daemon_goes_on(smtp_peer, workdir):
         assert d.proc.poll() is None
     finally:
         assert d.stop() == 0
+
+
+IDN_FROM = "rechnung@flughafen-m\u00fcnchen.example"
+IDN_FROM_ACE = "rechnung@xn--flughafen-mnchen-tzb.example"
+
+
+def test_internationalized_domains_go_out_in_ascii_form(smtp_peer, workdir):
+    # A relay without SMTPUTF8: domains with umlauts go out as A-labels in
+    # EHLO, MAIL FROM, RCPT TO and every header, so the message is plain
+    # ASCII. A non-ASCII local part has no ASCII form: that recipient is
+    # refused by this relay, and the other one still gets the message.
+    peer = smtp_peer()
+    d = Daemon(workdir, smtp_profile("relay", peer.port, from_addr=IDN_FROM)).start()
+    try:
+        idn = d.enqueue("\u00dcnal <a@B\u00fccher.example>",
+                        extra=["--reply-to", "B\u00fcro <b@b\u00fcro.example>"])
+        mixed = d.enqueue(["m\u00fcller@example.org", "ok@example.org"])
+        d.wait_states("sent", [idn, mixed], timeout=30)
+        first, second = peer.wait_for(2)
+        assert first["mail_from"] == IDN_FROM_ACE and first["mail_options"] == []
+        assert first["rcpt_tos"] == ["a@xn--bcher-kva.example"]
+        assert all(b < 0x80 for b in first["raw"]), first["raw"]
+        msg = first["message"]
+        assert [a.addr_spec for a in msg["To"].addresses] == ["a@xn--bcher-kva.example"]
+        assert msg["To"].addresses[0].display_name == "\u00dcnal"
+        assert [a.addr_spec for a in msg["From"].addresses] == [IDN_FROM_ACE]
+        assert [a.addr_spec for a in msg["Reply-To"].addresses] == ["b@xn--bro-hoa.example"]
+        assert msg["Message-ID"].endswith("@xn--flughafen-mnchen-tzb.example>")
+        helos = [c for c in peer.commands() if c.upper().startswith("EHLO")]
+        assert helos and all(h == "EHLO xn--flughafen-mnchen-tzb.example" for h in helos), helos
+        assert second["rcpt_tos"] == ["ok@example.org"]
+        [rej] = d.lines_of("rcpt-rejected")
+        assert "m\u00fcller@example.org" in rej and "500" in rej, rej
+        states = {r["address"]: r["state"] for r in d.show_json(mixed)["recipients"]}
+        assert states == {"m\u00fcller@example.org": "failed", "ok@example.org": "sent"}
+        # mailspool test sends the same way.
+        p = d.cli("test", "--profile", "relay", "--to", "t@b\u00fccher.example", check=0)
+        assert "result: accepted" in p.stdout, p.stdout + p.stderr
+        third = peer.wait_for(3)[2]
+        assert third["rcpt_tos"] == ["t@xn--bcher-kva.example"]
+        assert all(b < 0x80 for b in third["raw"]), third["raw"]
+    finally:
+        assert d.stop() == 0
+
+
+def test_non_ascii_local_part_goes_out_with_smtputf8(smtp_peer, workdir):
+    # A relay that offers SMTPUTF8 (RFC 6531) gets the UTF-8 address as it
+    # is, with SMTPUTF8 on MAIL FROM; a message with ASCII addresses only
+    # does not ask for it.
+    peer = smtp_peer(smtputf8=True)
+    d = Daemon(workdir, smtp_profile("relay", peer.port, from_addr=IDN_FROM)).start()
+    try:
+        plain = d.enqueue("a@b\u00fccher.example")
+        utf8 = d.enqueue("M\u00fcller <m\u00fcller@example.org>")
+        d.wait_states("sent", [plain, utf8], timeout=30)
+        first, second = peer.wait_for(2)
+        assert first["mail_options"] == [] and first["rcpt_tos"] == ["a@xn--bcher-kva.example"]
+        assert second["mail_options"] == ["SMTPUTF8"]
+        assert second["rcpt_tos"] == ["m\u00fcller@example.org"]
+        # RFC 6532: the address in the header as UTF-8 (the name as an encoded word).
+        assert b"To: =?UTF-8?" in second["raw"]
+        assert "<m\u00fcller@example.org>\r\n".encode() in second["raw"]
+    finally:
+        assert d.stop() == 0

@@ -590,3 +590,14 @@ def test_mailspool_test_exit_codes(graph_fake, certs, tmp_path):
     assert rc == 78 and "AADSTS7000222" in out and "Certificates & secrets" in out, out
     assert "trace_id=" in out and "correlation_id=" in out
     assert fake_secret_free(out, graph_fake)
+
+
+def test_internationalized_domain_goes_out_in_ascii_form(graph_fake, certs, tmp_path, daemons):
+    # The same A-labels as over SMTP (daemon/idna.c), so that a message's
+    # recipients read alike whichever transport sent it.
+    d = start_daemon(daemons, tmp_path, graph_profile(graph_fake, certs, extra="RateLimit = 0"))
+    mid = d.enqueue("\u00dcnal <a@B\u00fccher.example>", area="ppr")
+    d.wait_states("sent", [mid])
+    [rec] = graph_fake.wait_for_messages(1)
+    assert rec["message"]["toRecipients"] == [
+        {"emailAddress": {"address": "a@xn--bcher-kva.example", "name": "\u00dcnal"}}]
