@@ -38,6 +38,7 @@ struct delivery {
     size_t nmarks;
     size_t nsent_now; /* recipients that got it in this attempt */
     size_t nlater;    /* recipients refused for now (4xx): the message waits for them */
+    bool more_now;    /* ... only because the server takes fewer per message: go on now */
 };
 
 static void delivery_link(struct daemon *d, struct delivery *dl)
@@ -142,6 +143,18 @@ static void delivery_rcpts_graph(struct delivery *dl, const struct outcome *o)
         }
 }
 
+/* RFC 5321 4.5.3.1.10: a server that takes fewer recipients per message
+ * answers 452 (enhanced code 4.5.3) to the rest, which belong in a new
+ * transaction right away rather than in a retry after backoff. 452 alone
+ * also means a full mailbox (4.2.2), which must wait. */
+static bool delivery_too_many(const struct smtp_rcpt_reject *r)
+{
+    if (r->code != 452 || r->reply == NULL || strlen(r->reply) < 4)
+        return false;
+    const char *t = r->reply + 4;
+    return strncmp(t, "4.5.3", 5) == 0 || strcasestr(r->reply, "too many recipients") != NULL;
+}
+
 static const struct smtp_rcpt_reject *delivery_reject_of(const struct smtp_job *job,
                                                          const char *addr)
 {
@@ -183,8 +196,11 @@ static void delivery_rcpts_smtp(struct delivery *dl, struct outcome *o)
                 dl->nsent_now++;
             }
         } else if (rej->code / 100 == 4) {
-            if (first_later == NULL)
+            if (first_later == NULL) {
                 first_later = rej;
+                dl->more_now = delivered;
+            }
+            dl->more_now = dl->more_now && delivery_too_many(rej);
             dl->nlater++;
         } else {
             delivery_mark(dl, r, RCPT_FAILED);
@@ -303,6 +319,12 @@ void delivery_finish(struct delivery *dl, const struct outcome *o)
             /* Some recipients have it; the message waits for the others. */
             delivery_log_sent(dl, attempt, ms, dl->smtp.reply ? dl->smtp.reply : "accepted");
             profstate_success(d, dl->p);
+            if (dl->more_now) {
+                /* The rest in the next transaction, at once and without using
+                 * an attempt: every such round reaches more recipients. */
+                delivery_defer(dl, now_s_wall(), false, o->reason);
+                break;
+            }
         } else {
             profstate_error(d, dl->p, o->reason);
         }

@@ -19,7 +19,7 @@ _FLAGS = {"auth_plaintext": "--auth-plaintext", "auth_optional": "--auth-optiona
 _VALUES = {"tempfail_first": "--tempfail-first", "tempfail_stage": "--tempfail-stage",
            "data_delay": "--data-delay", "reply_421_after": "--reply-421-after",
            "size_limit": "--size-limit", "idle_timeout": "--idle-timeout",
-           "max_seconds": "--max-seconds"}
+           "max_seconds": "--max-seconds", "rcpt_limit": "--rcpt-limit"}
 
 
 def peer_args(outdir, port=0, host="127.0.0.1", tls_mode="none", cert=None, key=None,
@@ -67,7 +67,8 @@ class SmtpPeer:
     reject_rcpt (address or list), tempfail_first (N), tempfail_stage
     ("mail" | "rcpt" | "data"), data_delay (s), drop_after_data,
     close_before_greeting (True: every connection; N: the first N),
-    reply_421_after (N per connection), size_limit, smtputf8, idle_timeout,
+    reply_421_after (N per connection), rcpt_limit (N per transaction), size_limit,
+    smtputf8, idle_timeout,
     capture (True or a path), max_seconds, host, port.
     """
 

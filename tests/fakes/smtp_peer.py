@@ -162,6 +162,10 @@ class Handler:
         if address.lower() in self.p.full:
             self.rec.count("tempfails")
             return "452 4.2.2 <%s>: Mailbox full" % address
+        limit = self.p.a.rcpt_limit
+        if limit is not None and len(envelope.rcpt_tos) >= limit:
+            self.rec.count("tempfails")
+            return "452 4.5.3 Error: too many recipients"
         if self.p.take_tempfail("rcpt"):
             self.rec.count("tempfails")
             return "451 4.7.1 <%s>: Try again later (test peer tempfail)" % address
@@ -342,6 +346,9 @@ def _parse(argv):
     ap.add_argument("--reject-rcpt", action="append", metavar="ADDR")
     ap.add_argument("--full-rcpt", action="append", metavar="ADDR",
                     help="452 (mailbox full) to every RCPT of ADDR")
+    ap.add_argument("--rcpt-limit", type=int, metavar="N",
+                    help="452 4.5.3 (too many recipients) to every RCPT after the first N "
+                         "of a transaction, as Postfix's smtpd_recipient_limit")
     ap.add_argument("--tempfail-first", type=int, default=0, metavar="N")
     ap.add_argument("--tempfail-stage", choices=("mail", "rcpt", "data"), default="data")
     ap.add_argument("--data-delay", type=float, default=0.0, metavar="SECONDS")

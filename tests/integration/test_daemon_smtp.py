@@ -262,6 +262,31 @@ def test_lasting_temporary_rcpt_reply_holds_back_no_one(smtp_peer, workdir):
         assert d.stop() == 0
 
 
+def test_too_many_recipients_go_on_in_the_next_transaction_at_once(smtp_peer, workdir):
+    # A relay that takes 2 recipients per message (Postfix's
+    # smtpd_recipient_limit) answers 452 4.5.3 to the rest: they go out in
+    # the next transactions right away, not after retry_min (a minute here),
+    # each recipient once, and the rounds use no attempt.
+    peer = smtp_peer(rcpt_limit=2)
+    d = Daemon(workdir, smtp_profile("relay", peer.port),
+               queue={"retry_min": "1m", "retry_max": "1h"}).start()
+    try:
+        rcpts = ["r%d@example.org" % i for i in range(5)]
+        mid = d.enqueue(rcpts)
+        d.wait_states("sent", [mid], timeout=20)
+        got = peer.wait_for(3)
+        assert [m["rcpt_tos"] for m in got] == [rcpts[0:2], rcpts[2:4], rcpts[4:5]]
+        sent = d.lines_of("sent")
+        assert len(sent) == 3, sent
+        assert "to=2 later=3 " in sent[0] and "to=2 later=1 " in sent[1]
+        assert "to=1 " in sent[2] and "later=" not in sent[2]
+        assert all("452 4.5.3" in l for l in d.lines_of("deferred"))
+        assert d.message(mid)["attempts"] == 1
+        assert not d.lines_of("rcpt-rejected")
+    finally:
+        assert d.stop() == 0
+
+
 def test_tempfail_twice_then_sent_on_third_attempt(smtp_peer, workdir):
     peer = smtp_peer(tempfail_first=2, tempfail_stage="data")
     d = Daemon(workdir, smtp_profile("relay", peer.port),
