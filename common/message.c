@@ -95,6 +95,49 @@ const char *rcpt_state_name(enum rcpt_state st)
     return NULL;
 }
 
+/* Mailbox order: domain ignoring ASCII case, then local part as written. */
+static int message_mailbox_cmp(const char *a, const char *b)
+{
+    const char *da = strrchr(a, '@'), *db = strrchr(b, '@');
+    int c = strcasecmp(da ? da : "", db ? db : "");
+    if (c != 0)
+        return c;
+    size_t la = da ? (size_t)(da - a) : strlen(a), lb = db ? (size_t)(db - b) : strlen(b);
+    c = memcmp(a, b, la < lb ? la : lb);
+    return c != 0 ? c : (la > lb) - (la < lb);
+}
+
+struct message_same_key {
+    const char *addr;
+    size_t idx;
+};
+
+static int message_same_cmp(const void *x, const void *y)
+{
+    const struct message_same_key *a = x, *b = y;
+    int c = message_mailbox_cmp(a->addr, b->addr);
+    return c != 0 ? c : (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+void message_mark_same(struct message *m)
+{
+    struct message_same_key *k = xcalloc(m->nrcpts + 1, sizeof *k);
+    size_t n = 0;
+    for (size_t i = 0; i < m->nrcpts; i++) {
+        m->rcpts[i].same_as = SIZE_MAX;
+        if (m->rcpts[i].state == RCPT_PENDING && m->rcpts[i].addr)
+            k[n++] = (struct message_same_key){m->rcpts[i].addr, i};
+    }
+    qsort(k, n, sizeof *k, message_same_cmp);
+    /* Within a run of one mailbox the lowest index comes first. */
+    for (size_t i = 1; i < n; i++)
+        if (message_mailbox_cmp(k[i - 1].addr, k[i].addr) == 0) {
+            size_t first = m->rcpts[k[i - 1].idx].same_as;
+            m->rcpts[k[i].idx].same_as = first == SIZE_MAX ? k[i - 1].idx : first;
+        }
+    free(k);
+}
+
 size_t message_count_rcpts(const struct message *m, enum rcpt_state st)
 {
     size_t n = 0;
@@ -215,6 +258,7 @@ int message_add_rcpt(struct message *m, enum rcpt_kind kind, const char *addr_sp
     m->rcpts[m->nrcpts].addr = a.addr;
     m->rcpts[m->nrcpts].row = 0;
     m->rcpts[m->nrcpts].state = RCPT_PENDING;
+    m->rcpts[m->nrcpts].same_as = SIZE_MAX;
     m->nrcpts++;
     return 0;
 }

@@ -35,6 +35,10 @@ struct msg_rcpt {
     char *addr;  /* user@domain */
     int64_t row; /* recipients.id in the spool, 0 before enqueue */
     enum rcpt_state state;
+    /* Set by message_mark_same: the index of an earlier pending recipient
+     * with the same mailbox (To and Cc may both name it), which stands for
+     * this one in an envelope; SIZE_MAX when none. */
+    size_t same_as;
 };
 
 struct msg_attachment {
@@ -112,6 +116,11 @@ const char *rcpt_kind_name(enum rcpt_kind kind); /* "to", "cc", "bcc" */
 const char *rcpt_state_name(enum rcpt_state st);
 /* Recipients in state st. */
 size_t message_count_rcpts(const struct message *m, enum rcpt_state st);
+/* Sets same_as of every recipient: a pending one whose mailbox (local part
+ * as written, domain in any ASCII case) an earlier pending one has already
+ * gets that one's index, so that an envelope names each mailbox once.
+ * O(n log n): a message may have thousands of recipients. */
+void message_mark_same(struct message *m);
 int rcpt_kind_parse(const char *s); /* -1 when unknown */
 
 #endif

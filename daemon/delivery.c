@@ -36,6 +36,12 @@ struct delivery {
      * the outcome. */
     struct spool_rcpt_mark *marks;
     size_t nmarks;
+    /* Recipients refused before any server saw them (a domain without an
+     * ASCII form): attempt rows like a server's 5xx. */
+    struct delivery_refusal {
+        char *addr, *why;
+    } * refused;
+    size_t nrefused;
     size_t nsent_now; /* recipients that got it in this attempt */
     size_t nlater;    /* recipients refused for now (4xx): the message waits for them */
     bool more_now;    /* ... only because the server takes fewer per message: go on now */
@@ -68,6 +74,11 @@ static void delivery_free(struct delivery *dl)
     message_free(dl->msg);
     cfgref_put(dl->cfg);
     free(dl->marks);
+    for (size_t i = 0; i < dl->nrefused; i++) {
+        free(dl->refused[i].addr);
+        free(dl->refused[i].why);
+    }
+    free(dl->refused);
     free(dl);
 }
 
@@ -120,6 +131,9 @@ static void delivery_record(struct delivery *dl, enum msg_state st, int64_t next
                                                                                  : "rcpt-rejected",
                                              dl->smtp.rejects[i].reply,
                                              0};
+    for (size_t i = 0; i < dl->nrefused && natt < 1 + 64; i++)
+        att[natt++] = (struct spool_attempt){now_ms_wall(),   dl->p ? dl->p->name : "", "",
+                                             "rcpt-rejected", dl->refused[i].why,       0};
     pending_add(d, dl->id, st, next, count, reason, att, natt, dl->marks, dl->nmarks);
 }
 
@@ -177,35 +191,44 @@ static void delivery_rcpts_smtp(struct delivery *dl, struct outcome *o)
 {
     const struct smtp_job *job = &dl->smtp;
     const struct message *m = dl->msg;
-    size_t npending = message_count_rcpts(m, RCPT_PENDING);
+    size_t nmailboxes = 0; /* RCPT commands sent: pending mailboxes, each once */
+    for (size_t i = 0; i < m->nrcpts; i++)
+        nmailboxes += m->rcpts[i].state == RCPT_PENDING && m->rcpts[i].same_as == SIZE_MAX;
     bool delivered = o->kind == OUT_OK;
     bool all_refused = (o->kind == OUT_PERMFAIL || o->kind == OUT_TEMPFAIL) && !job->aborted &&
                        job->stage == SMTP_STAGE_RCPT && job->naccepted == 0 &&
-                       job->nrejects == npending && npending > 0;
+                       job->nrejects == nmailboxes && nmailboxes > 0;
     if (!delivered && !all_refused)
         return;
     const struct smtp_rcpt_reject *first_later = NULL;
+    bool too_many = false;
     for (size_t i = 0; i < m->nrcpts; i++) {
         const struct msg_rcpt *r = &m->rcpts[i];
         if (r->state != RCPT_PENDING)
             continue;
-        const struct smtp_rcpt_reject *rej = delivery_reject_of(job, r->addr);
+        /* A mailbox named twice had one RCPT, under its first address:
+         * each address sent is unique, so the reply pairs by text. */
+        const struct msg_rcpt *sent_as = r->same_as == SIZE_MAX ? r : &m->rcpts[r->same_as];
+        const struct smtp_rcpt_reject *rej = delivery_reject_of(job, sent_as->addr);
         if (rej == NULL) {
             if (delivered) {
                 delivery_mark(dl, r, RCPT_SENT);
                 dl->nsent_now++;
             }
         } else if (rej->code / 100 == 4) {
-            if (first_later == NULL) {
+            if (first_later == NULL)
                 first_later = rej;
-                dl->more_now = delivered;
-            }
-            dl->more_now = dl->more_now && delivery_too_many(rej);
+            too_many = too_many || delivery_too_many(rej);
             dl->nlater++;
         } else {
             delivery_mark(dl, r, RCPT_FAILED);
         }
     }
+    /* Some got it and the server wants fewer per message: on at once. Each
+     * such round reaches at least one more recipient, so the rounds end;
+     * a recipient refused for another reason (a full mailbox) is asked
+     * again in them, and waits its backoff once the round reaches nobody. */
+    dl->more_now = delivered && too_many && dl->nsent_now > 0;
     if (first_later != NULL) {
         o->kind = OUT_TEMPFAIL;
         if (dl->nlater > 1)
@@ -432,6 +455,19 @@ static void delivery_graph_done(struct graph_job *job, void *arg)
     delivery_finish(dl, &o);
 }
 
+/* idna_message: a recipient whose domain has no ASCII form is refused for
+ * good now, and the others still get the message. */
+static void delivery_refuse_rcpt(void *ctx, size_t i, const char *why)
+{
+    struct delivery *dl = ctx;
+    const struct msg_rcpt *r = &dl->msg->rcpts[i];
+    delivery_mark(dl, r, RCPT_FAILED);
+    dl->refused = xreallocarray(dl->refused, dl->nrefused + 1, sizeof *dl->refused);
+    dl->refused[dl->nrefused++] = (struct delivery_refusal){xstrdup(r->addr), xstrdup(why)};
+    log_event(dl->d->log, LL_WARN, "rcpt-rejected", "id=%lld area=%q rcpt=%q reply=%q",
+              (long long)dl->id, dl->msg->area, r->addr, why);
+}
+
 /* PREPARE: everything that can be decided without a server. Returns false
  * when the delivery already ended here. */
 static bool delivery_prepare(struct delivery *dl)
@@ -444,23 +480,28 @@ static bool delivery_prepare(struct delivery *dl)
         delivery_fail(dl, "failed", why);
         return false;
     }
-    if (idna_message(dl->msg, &e) != 0) {
+    if (idna_message(dl->msg, delivery_refuse_rcpt, dl, &e) != 0) {
         char why[1100];
         snprintf(why, sizeof why, "invalid message in the spool: %s", e.msg);
         delivery_fail(dl, "failed", why);
         return false;
     }
+    /* One RCPT per mailbox: To and Cc may name the same one. */
+    message_mark_same(dl->msg);
     const struct message *m = dl->msg;
     size_t nsent = message_count_rcpts(m, RCPT_SENT);
     if (message_count_rcpts(m, RCPT_PENDING) == 0) {
-        /* Only rows written so (retry turns refused recipients back into
-         * pending ones): nobody is left to send it to. */
+        /* Every recipient has it or was refused: rows written so (retry
+         * turns refused recipients back into pending ones), or the last
+         * ones just refused above. Nobody is left to send it to. */
         if (nsent > 0) {
             delivery_record(dl, MSG_SENT, 0, false, NULL, "sent", "every recipient had it already");
             log_event(dl->d->log, LL_INFO, "sent", "id=%lld area=%q to=0 reason=%q",
                       (long long)dl->id, m->area, "every recipient had it already");
         } else {
-            delivery_fail(dl, "failed", "every recipient was refused for good");
+            delivery_fail(dl, "failed",
+                          dl->nrefused ? dl->refused[0].why
+                                       : "every recipient was refused for good");
         }
         return false;
     }

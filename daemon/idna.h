@@ -31,8 +31,14 @@ int idna_address(const char *addr, char **out, struct err *e);
  * "Name <a@b>" (the address is last); the rest of the text is kept. */
 int idna_mailbox(const char *text, char **out, struct err *e);
 
-/* Every recipient and the Reply-To of m, in place. On error m is unchanged
- * and e names the recipient. */
-int idna_message(struct message *m, struct err *e);
+/* Told of a recipient whose domain has no ASCII form (why names it). */
+typedef void (*idna_refused_fn)(void *ctx, size_t rcpt, const char *why);
+
+/* Every pending recipient and the Reply-To of m, in place. A recipient
+ * whose domain has no ASCII form: with refused NULL, -1 with e naming it
+ * and m unchanged; else refused() is told, the recipient becomes
+ * RCPT_FAILED (in memory) and the others are converted. A Reply-To without
+ * an ASCII form is always -1. */
+int idna_message(struct message *m, idna_refused_fn refused, void *ctx, struct err *e);
 
 #endif

@@ -380,14 +380,16 @@ void smtp_xfer_handle_free(CURL *h, bool polite)
     curl_easy_cleanup(h);
 }
 
-/* The envelope: every pending recipient (To, Cc and Bcc) as "<addr>". NULL with e set
+/* The envelope: every pending mailbox (To, Cc and Bcc) once, as "<addr>"
+ * (message_mark_same has run: a server may deliver a mailbox named twice
+ * twice, and one RCPT reply per mailbox is what delivery.c pairs). NULL with e set
  * when an address would let text through curl unchecked. */
 static struct curl_slist *xfer_rcpts(const struct message *m, struct err *e)
 {
     struct curl_slist *l = NULL;
     for (size_t i = 0; i < m->nrcpts; i++) {
-        if (m->rcpts[i].state != RCPT_PENDING)
-            continue; /* had it from an earlier attempt, or refused for good */
+        if (m->rcpts[i].state != RCPT_PENDING || m->rcpts[i].same_as != SIZE_MAX)
+            continue; /* had it already, refused for good, or named once already */
         if (!xfer_addr_ok(m->rcpts[i].addr)) {
             curl_slist_free_all(l);
             err_set(e, EX_DATAERR, "message %lld: recipient %zu is not a usable address",

@@ -27,7 +27,7 @@ int testsend_run(const struct config *cfg, const char *name, const char *to, FIL
     struct message *m = message_new();
     struct err e = {0};
     /* As the daemon sends it: an internationalized domain in ASCII form. */
-    if (message_add_rcpt(m, RCPT_TO, to, &e) != 0 || idna_message(m, &e) != 0) {
+    if (message_add_rcpt(m, RCPT_TO, to, &e) != 0 || idna_message(m, NULL, NULL, &e) != 0) {
         fprintf(out, "error: --to %s: %s\n", to, e.msg);
         message_free(m);
         return EX_USAGE;

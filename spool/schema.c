@@ -305,10 +305,7 @@ static int schema_refuse(struct spool *sp, int v, struct err *e)
                            "spool %s: has no mailspool schema yet: enqueue a message or start "
                            "mailspoold to create it",
                            sp->path);
-        return err_set(e, EX_TEMPFAIL,
-                       "spool %s: schema version %d is older than %d: start mailspoold, which "
-                       "migrates it, and retry",
-                       sp->path, v, SCHEMA_VERSION);
+        return 0; /* read as it is (schema_ensure) */
     }
     if (v > 0 && !(sp->flags & SPOOL_DAEMON))
         return err_set(e, EX_TEMPFAIL,
@@ -339,10 +336,16 @@ int schema_ensure(struct spool *sp, struct err *e)
     int v;
     if (schema_version(sp, &v, e) != 0)
         return -1;
+    sp->version = v;
     if (v == SCHEMA_VERSION)
         return (sp->flags & SPOOL_DAEMON) ? schema_v1_indexes(sp, e) : 0;
     if (schema_refuse(sp, v, e) != 0)
         return -1;
+    /* Reading an older spool needs no migration: list, show and status keep
+     * working when the upgraded daemon has not run yet (or cannot start),
+     * and what they read of a newer column is its value for old rows. */
+    if (sp->flags & SPOOL_READONLY)
+        return 0;
     if (spool_db_begin(sp, e) != 0)
         return -1;
     /* Someone else may have created or migrated it while we waited. */
@@ -350,6 +353,7 @@ int schema_ensure(struct spool *sp, struct err *e)
         return spool_db_rollback(sp);
     if (v == SCHEMA_VERSION) {
         spool_db_rollback(sp);
+        sp->version = v;
         return 0;
     }
     bool migrated = v > 0;
@@ -357,6 +361,7 @@ int schema_ensure(struct spool *sp, struct err *e)
         return spool_db_rollback(sp);
     if (spool_db_commit(sp, e) != 0)
         return -1;
+    sp->version = SCHEMA_VERSION;
     /* A spool migrated from an older version may also predate the indexes
      * added within version 1. */
     return migrated ? schema_v1_indexes(sp, e) : 0;

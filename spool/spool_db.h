@@ -29,6 +29,8 @@ struct spool {
     sqlite3 *db;
     char *path;
     int flags;                   /* enum spool_flags */
+    int version;                 /* the schema's user_version once open: SCHEMA_VERSION,
+                                  * or older for a read-only opener (schema_ensure) */
     struct spool_db_stmt *cache; /* see spool_db_cached */
     size_t ncache;
 };

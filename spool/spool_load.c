@@ -77,9 +77,12 @@ static int spool_load_row(struct spool *sp, int64_t id, struct message *m, struc
 static int spool_load_rcpts(struct spool *sp, struct message *m, struct err *e)
 {
     sqlite3_stmt *st;
+    /* Version 1 (read-only openers only) has no state: all pending. */
     if (spool_db_cached(sp,
-                        "SELECT kind, name, address, id, state FROM recipients"
-                        " WHERE message_id = ?1 ORDER BY id",
+                        sp->version >= 2 ? "SELECT kind, name, address, id, state FROM recipients"
+                                           " WHERE message_id = ?1 ORDER BY id"
+                                         : "SELECT kind, name, address, id, NULL FROM recipients"
+                                           " WHERE message_id = ?1 ORDER BY id",
                         &st, e) != 0)
         return -1;
     sqlite3_bind_int64(st, 1, m->id);
@@ -94,6 +97,7 @@ static int spool_load_rcpts(struct spool *sp, struct message *m, struct err *e)
         if (r->addr == NULL)
             r->addr = xstrdup("");
         r->row = sqlite3_column_int64(st, 3);
+        r->same_as = SIZE_MAX;
         const char *state = (const char *)sqlite3_column_text(st, 4);
         /* The column's CHECK admits nothing else. */
         r->state = state == NULL                ? RCPT_PENDING

@@ -287,6 +287,72 @@ def test_too_many_recipients_go_on_in_the_next_transaction_at_once(smtp_peer, wo
         assert d.stop() == 0
 
 
+def test_mailbox_named_twice_gets_one_rcpt_and_one_copy(smtp_peer, workdir):
+    # The same mailbox in To and Cc (its domain in another case) is one RCPT:
+    # with a relay that takes one recipient per message, a gets one copy and
+    # b the next, and both rows of a end sent.
+    peer = smtp_peer(rcpt_limit=1)
+    d = Daemon(workdir, smtp_profile("relay", peer.port),
+               queue={"retry_min": "1m", "retry_max": "1h"}).start()
+    try:
+        mid = d.enqueue(["a@example.org", "b@example.org"], extra=["--cc", "a@EXAMPLE.org"])
+        d.wait_states("sent", [mid], timeout=20)
+        got = peer.wait_for(2)
+        assert [m["rcpt_tos"] for m in got] == [["a@example.org"], ["b@example.org"]]
+        time.sleep(0.3)
+        assert len(peer.messages()) == 2
+        assert [r["state"] for r in d.show_json(mid)["recipients"]] == ["sent", "sent", "sent"]
+    finally:
+        assert d.stop() == 0
+
+
+def test_too_many_and_a_full_mailbox_in_one_message(smtp_peer, workdir):
+    # 452 4.5.3 to some recipients and 452 4.2.2 (mailbox full) to another:
+    # the rounds go on at once while they reach someone, so with
+    # max_attempts = 1 every deliverable recipient still gets the message
+    # once, and only the full mailbox is given up.
+    peer = smtp_peer(rcpt_limit=2, full_rcpt="voll@example.org")
+    d = Daemon(workdir, smtp_profile("relay", peer.port),
+               queue={"retry_min": "1m", "retry_max": "1h", "max_attempts": "1"}).start()
+    try:
+        rcpts = ["a@example.org", "b@example.org", "voll@example.org", "c@example.org",
+                 "d@example.org"]
+        mid = d.enqueue(rcpts)
+        d.wait_states("failed", [mid], timeout=20)
+        got = [r for m in peer.messages() for r in m["rcpt_tos"]]
+        assert sorted(got) == ["a@example.org", "b@example.org", "c@example.org",
+                               "d@example.org"], got
+        states = {r["address"]: r["state"] for r in d.show_json(mid)["recipients"]}
+        assert states["voll@example.org"] is None
+        assert [states[a] for a in rcpts if a != "voll@example.org"] == ["sent"] * 4
+        assert "gave up after 1 attempts" in d.message(mid)["last_error"]
+    finally:
+        assert d.stop() == 0
+
+
+def test_domain_without_ascii_form_refuses_that_recipient_only(smtp_peer, workdir):
+    # A full-width "＠" inside a domain passes enqueue (any letter may be in
+    # an internationalized label) but maps to a second '@' under IDNA: that
+    # recipient is refused before any server sees it, the other gets the
+    # message, and nothing mangled goes out.
+    peer = smtp_peer()
+    d = Daemon(workdir, smtp_profile("relay", peer.port)).start()
+    try:
+        bad = "x@evil\uff20victim.example"
+        mid = d.enqueue(["ok@example.org", bad])
+        d.wait_states("sent", [mid], timeout=20)
+        [m] = peer.wait_for(1)
+        assert m["rcpt_tos"] == ["ok@example.org"]
+        assert not any("victim" in c for c in peer.commands())
+        [rej] = d.lines_of("rcpt-rejected")
+        assert "no valid ASCII form" in rej, rej
+        states = {r["address"]: r["state"] for r in d.show_json(mid)["recipients"]}
+        assert states == {"ok@example.org": "sent", bad: "failed"}
+        assert [a["result"] for a in d.attempts(mid)] == ["sent", "rcpt-rejected"]
+    finally:
+        assert d.stop() == 0
+
+
 def test_tempfail_twice_then_sent_on_third_attempt(smtp_peer, workdir):
     peer = smtp_peer(tempfail_first=2, tempfail_stage="data")
     d = Daemon(workdir, smtp_profile("relay", peer.port),

@@ -8,6 +8,7 @@ mailspool never empties, recreates or "repairs" a spool it cannot trust.
 """
 import errno
 import hashlib
+import json
 import os
 import sqlite3
 import subprocess
@@ -209,7 +210,8 @@ def test_empty_file_is_given_the_schema(smtp_peer, workdir, daemons):
 def test_schema_v1_spool_is_migrated(smtp_peer, workdir, daemons):
     """A spool of version 1 (before recipients.state), as the previous
     release leaves it: producers are told to start the daemon (75, nothing
-    written); the daemon migrates it and sends what was queued."""
+    written), readers read it as it is; the daemon migrates it and sends
+    what was queued."""
     peer = smtp_peer()
     d = make_daemon(daemons, workdir, smtp_profile("relay", peer.port))
     spool_with_messages(workdir, 3)
@@ -218,6 +220,14 @@ def test_schema_v1_spool_is_migrated(smtp_peer, workdir, daemons):
     c.close()
     p = cli_enqueue(d, "early")
     assert p.returncode == 75 and "start mailspoold, which migrates it" in p.stderr, p.stderr
+    # Reading needs no migration: the operator can look before the daemon runs.
+    listed = run([MAILSPOOL, "-s", d.spool, "list", "--json"], check=0).stdout
+    assert len(json.loads(listed)) == 3
+    shown = json.loads(run([MAILSPOOL, "-s", d.spool, "show", "1", "--json"], check=0).stdout)
+    assert [r["state"] for r in shown["recipients"]] == [None]
+    c = sqlite3.connect(d.spool)
+    assert c.execute("PRAGMA user_version").fetchone()[0] == 1
+    c.close()
     d.start()
     d.wait_states("sent", timeout=30)
     assert len(peer.wait_for(3)) == 3

@@ -10,6 +10,7 @@
 
 #include <curl/curl.h>
 #include <locale.h>
+#include <stdio.h>
 
 #include "idna.h"
 #include "message.h"
@@ -56,7 +57,7 @@ static void test_invalid_domain(void **state)
     assert_int_equal(idna_address("a@\xc3\xbc-.example", &out, &e), -1);
     assert_null(out);
     assert_int_equal(e.code, EX_DATAERR);
-    assert_non_null(strstr(e.msg, "not a valid internationalized domain name"));
+    assert_non_null(strstr(e.msg, "no valid ASCII form"));
 }
 
 static void test_mailbox(void **state)
@@ -78,36 +79,71 @@ static void test_mailbox(void **state)
     assert_null(out);
 }
 
+struct refusals {
+    size_t n, idx;
+    char why[512];
+};
+
+static void note_refusal(void *ctx, size_t i, const char *why)
+{
+    struct refusals *r = ctx;
+    r->n++;
+    r->idx = i;
+    snprintf(r->why, sizeof r->why, "%s", why);
+}
+
+#define UE "\xc3\xbc" /* ü */
+
 static void test_message(void **state)
 {
     (void)state;
     struct message *m = message_new();
     struct err e = {0};
-    assert_int_equal(message_add_rcpt(m, RCPT_TO,
-                                      "a@b\xc3\xbc"
-                                      "cher.example",
-                                      &e),
-                     0);
+    assert_int_equal(message_add_rcpt(m, RCPT_TO, "a@b" UE "cher.example", &e), 0);
     assert_int_equal(message_add_rcpt(m, RCPT_BCC, "c@example.org", &e), 0);
-    m->reply_to = strdup("B\xc3\xbcro <b@b\xc3\xbcro.example>");
-    assert_int_equal(idna_message(m, &e), 0);
+    m->reply_to = strdup("B" UE "ro <b@b" UE "ro.example>");
+    assert_int_equal(idna_message(m, NULL, NULL, &e), 0);
     assert_string_equal(m->rcpts[0].addr, "a@xn--bcher-kva.example");
     assert_string_equal(m->rcpts[1].addr, "c@example.org");
-    assert_string_equal(m->reply_to, "B\xc3\xbcro <b@xn--bro-hoa.example>");
+    assert_string_equal(m->reply_to, "B" UE "ro <b@xn--bro-hoa.example>");
     /* One bad domain: nothing changes, and the error names the recipient. */
-    assert_int_equal(message_add_rcpt(m, RCPT_CC,
-                                      "d@d\xc3\xbc"
-                                      "d.example",
-                                      &e),
-                     0);
+    assert_int_equal(message_add_rcpt(m, RCPT_CC, "d@d" UE "d.example", &e), 0);
     assert_int_equal(message_add_rcpt(m, RCPT_CC, "x@example.org", &e), 0);
     free(m->rcpts[3].addr); /* as a spool row may hold it (rows are untrusted) */
-    m->rcpts[3].addr = strdup("x@\xc3\xbc-.example");
-    assert_int_equal(idna_message(m, &e), -1);
+    m->rcpts[3].addr = strdup("x@" UE "-.example");
+    assert_int_equal(idna_message(m, NULL, NULL, &e), -1);
     assert_non_null(strstr(e.msg, "cc recipient 4"));
-    assert_string_equal(m->rcpts[2].addr, "d@d\xc3\xbc"
-                                          "d.example");
+    assert_string_equal(m->rcpts[2].addr, "d@d" UE "d.example");
+    /* With a callback (the daemon): that recipient is refused, the others
+     * are converted. */
+    struct refusals r = {0};
+    assert_int_equal(idna_message(m, note_refusal, &r, &e), 0);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.idx, 3);
+    assert_non_null(strstr(r.why, "cc recipient 4"));
+    assert_int_equal(m->rcpts[3].state, RCPT_FAILED);
+    assert_int_equal(m->rcpts[2].state, RCPT_PENDING);
+    assert_string_equal(m->rcpts[2].addr, "d@xn--dd-xka.example");
     message_free(m);
+}
+
+/* libidn2 behind libcurl 7.88 maps full-width punctuation to ASCII: such a
+ * result is no domain and is refused, never sent. */
+static void test_fullwidth_punctuation_refused(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "a@evil\xef\xbc\xa0victim.example", /* U+FF20 FULLWIDTH COMMERCIAL AT */
+        "a@x\xef\xbc\x8fy.example",         /* U+FF0F FULLWIDTH SOLIDUS */
+        "a@x\xef\xbc\x9ey.example",         /* U+FF1E FULLWIDTH GREATER-THAN SIGN */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *out = NULL;
+        struct err e = {0};
+        if (idna_address(bad[i], &out, &e) != -1)
+            fail_msg("%s became %s", bad[i], out ? out : "(unchanged)");
+        assert_non_null(strstr(e.msg, "no valid ASCII form"));
+    }
 }
 
 int main(void)
@@ -121,6 +157,7 @@ int main(void)
         cmocka_unit_test(test_invalid_domain),
         cmocka_unit_test(test_mailbox),
         cmocka_unit_test(test_message),
+        cmocka_unit_test(test_fullwidth_punctuation_refused),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -319,12 +319,39 @@ static void test_free_null_and_empty(void **state)
     message_free(m);
 }
 
+/* One RCPT per mailbox: the same address in To and Cc, in any case of its
+ * domain, is named once, by its first pending occurrence; local parts are
+ * compared as written (RFC 5321 leaves their case to the server). */
+static void test_mark_same(void **state)
+{
+    (void)state;
+    struct message *m = message_new();
+    struct err e = {0};
+    const char *in[][2] = {
+        {"to", "b@x.example"},  {"to", "a@x.example"}, {"cc", "a@X.Example"},
+        {"bcc", "A@x.example"}, {"cc", "c@y.example"}, {"bcc", "a@x.example"},
+        {"to", "c@y.example"},
+    };
+    for (size_t i = 0; i < sizeof in / sizeof in[0]; i++)
+        assert_int_equal(
+            message_add_rcpt(m, (enum rcpt_kind)rcpt_kind_parse(in[i][0]), in[i][1], &e), 0);
+    m->rcpts[4].state = RCPT_SENT; /* not pending: the later c@y stands alone */
+    message_mark_same(m);
+    const size_t want[] = {SIZE_MAX, SIZE_MAX, 1, SIZE_MAX, SIZE_MAX, 1, SIZE_MAX};
+    for (size_t i = 0; i < m->nrcpts; i++)
+        if (m->rcpts[i].same_as != want[i])
+            fail_msg("recipient %zu (%s): same_as %zu, wanted %zu", i, m->rcpts[i].addr,
+                     m->rcpts[i].same_as, want[i]);
+    message_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_validate_table), cmocka_unit_test(test_add_rcpt),
-        cmocka_unit_test(test_add_header),     cmocka_unit_test(test_too_many_rcpts),
-        cmocka_unit_test(test_rcpt_kinds),     cmocka_unit_test(test_free_null_and_empty),
+        cmocka_unit_test(test_validate_table),      cmocka_unit_test(test_add_rcpt),
+        cmocka_unit_test(test_mark_same),           cmocka_unit_test(test_add_header),
+        cmocka_unit_test(test_too_many_rcpts),      cmocka_unit_test(test_rcpt_kinds),
+        cmocka_unit_test(test_free_null_and_empty),
     };
     return cmocka_run_group_tests_name("message", tests, NULL, NULL);
 }
