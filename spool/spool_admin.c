@@ -299,36 +299,45 @@ int spool_admin_retry(struct spool *sp, int64_t id, struct err *e)
     return spool_db_commit(sp, e);
 }
 
+/* One statement over the messages of an area (?1; NULL: every area), ?2
+ * bound to now, under the caller's transaction; *changes from it. */
+static int spool_admin_area_update(struct spool *sp, const char *sql, const char *area,
+                                   const char *what, int64_t *changes, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (spool_db_prepare(sp, sql, &st, e) != 0)
+        return -1;
+    spool_db_bind_text(st, 1, area);
+    sqlite3_bind_int64(st, 2, spool_db_now()); /* SQLITE_RANGE when sql has no ?2: harmless */
+    if (spool_db_step_done(sp, st, what, e) != 0)
+        return -1;
+    if (changes)
+        *changes = sqlite3_changes(sp->db);
+    return 0;
+}
+
 int spool_admin_retry_failed(struct spool *sp, const char *area, int64_t *count, struct err *e)
 {
     *count = 0;
     if (spool_db_begin(sp, e) != 0)
         return -1;
-    sqlite3_stmt *st;
     /* As spool_admin_retry: refused recipients are tried again. */
-    if (spool_db_prepare(sp,
-                         "UPDATE recipients SET state = NULL WHERE state = 'failed' AND message_id"
-                         " IN (SELECT id FROM messages WHERE state = 'failed'"
-                         " AND (?1 IS NULL OR area = ?1))",
-                         &st, e) != 0)
-        return spool_db_rollback(sp);
-    spool_db_bind_text(st, 1, area);
-    if (spool_db_step_done(sp, st, "retrying refused recipients", e) != 0)
-        return spool_db_rollback(sp);
-    if (spool_db_prepare(
+    if (spool_admin_area_update(
+            sp,
+            "UPDATE recipients SET state = NULL WHERE state = 'failed' AND message_id"
+            " IN (SELECT id FROM messages WHERE state = 'failed' AND (?1 IS NULL OR area = ?1))",
+            area, "retrying refused recipients", NULL, e) != 0 ||
+        spool_admin_area_update(
             sp,
             "UPDATE messages SET state = 'queued', next_attempt = 0, not_before = 0,"
             " attempts = 0, updated = ?2, created = ?2,"
             " expires = CASE WHEN expires > 0 AND expires <= ?2 THEN 0 ELSE expires END"
             " WHERE state = 'failed'"
             " AND (?1 IS NULL OR area = ?1)",
-            &st, e) != 0)
+            area, "requeueing failed messages", count, e) != 0) {
+        *count = 0;
         return spool_db_rollback(sp);
-    spool_db_bind_text(st, 1, area);
-    sqlite3_bind_int64(st, 2, spool_db_now());
-    if (spool_db_step_done(sp, st, "requeueing failed messages", e) != 0)
-        return spool_db_rollback(sp);
-    *count = sqlite3_changes(sp->db);
+    }
     return spool_db_commit(sp, e);
 }
 
