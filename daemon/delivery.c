@@ -101,6 +101,26 @@ static int64_t delivery_deadline(const struct config *c, const struct message *m
     return end;
 }
 
+/* RFC 5321 4.5.3.1.10: a server that takes fewer recipients per message
+ * answers 452 (enhanced code 4.5.3) to the rest, which belong in a new
+ * transaction right away rather than in a retry after backoff; older ones
+ * answer 552 (5.5.3), which clients "SHOULD treat as temporary". 452 and
+ * 552 alone also mean a full mailbox (4.2.2, 5.2.2), which is not this. */
+static bool delivery_too_many(const struct smtp_rcpt_reject *r)
+{
+    if ((r->code != 452 && r->code != 552) || r->reply == NULL || strlen(r->reply) < 4)
+        return false;
+    const char *t = r->reply + 4;
+    return strncmp(t + 1, ".5.3", 4) == 0 || strcasestr(r->reply, "too many recipients") != NULL;
+}
+
+/* A recipient refused for now (4xx, or too many for this message): it stays
+ * pending; any other refusal is for good. */
+static bool delivery_rej_later(const struct smtp_rcpt_reject *r)
+{
+    return r->code / 100 == 4 || delivery_too_many(r);
+}
+
 /* Queues the outcome for the group commit of this loop turn (pending.c);
  * when the spool refuses it (disk full), the row stays sending and the
  * outcome is kept and written again by the tick; should the daemon end
@@ -124,13 +144,13 @@ static void delivery_record(struct delivery *dl, enum msg_state st, int64_t next
                                          reply,
                                          dur};
     for (size_t i = 0; i < dl->smtp.nrejects && natt < 1 + 64; i++)
-        att[natt++] = (struct spool_attempt){now_ms_wall(),
-                                             dl->p->name,
-                                             "smtp",
-                                             dl->smtp.rejects[i].code / 100 == 4 ? "rcpt-deferred"
-                                                                                 : "rcpt-rejected",
-                                             dl->smtp.rejects[i].reply,
-                                             0};
+        att[natt++] = (struct spool_attempt){
+            now_ms_wall(),
+            dl->p->name,
+            "smtp",
+            delivery_rej_later(&dl->smtp.rejects[i]) ? "rcpt-deferred" : "rcpt-rejected",
+            dl->smtp.rejects[i].reply,
+            0};
     for (size_t i = 0; i < dl->nrefused && natt < 1 + 64; i++)
         att[natt++] = (struct spool_attempt){now_ms_wall(),   dl->p ? dl->p->name : "", "",
                                              "rcpt-rejected", dl->refused[i].why,       0};
@@ -155,18 +175,6 @@ static void delivery_rcpts_graph(struct delivery *dl, const struct outcome *o)
             delivery_mark(dl, &dl->msg->rcpts[i], RCPT_SENT);
             dl->nsent_now++;
         }
-}
-
-/* RFC 5321 4.5.3.1.10: a server that takes fewer recipients per message
- * answers 452 (enhanced code 4.5.3) to the rest, which belong in a new
- * transaction right away rather than in a retry after backoff. 452 alone
- * also means a full mailbox (4.2.2), which must wait. */
-static bool delivery_too_many(const struct smtp_rcpt_reject *r)
-{
-    if (r->code != 452 || r->reply == NULL || strlen(r->reply) < 4)
-        return false;
-    const char *t = r->reply + 4;
-    return strncmp(t, "4.5.3", 5) == 0 || strcasestr(r->reply, "too many recipients") != NULL;
 }
 
 static const struct smtp_rcpt_reject *delivery_reject_of(const struct smtp_job *job,
@@ -215,7 +223,7 @@ static void delivery_rcpts_smtp(struct delivery *dl, struct outcome *o)
                 delivery_mark(dl, r, RCPT_SENT);
                 dl->nsent_now++;
             }
-        } else if (rej->code / 100 == 4) {
+        } else if (delivery_rej_later(rej)) {
             if (first_later == NULL)
                 first_later = rej;
             too_many = too_many || delivery_too_many(rej);
@@ -298,7 +306,7 @@ static void delivery_log_sent(struct delivery *dl, int attempt, int64_t ms, cons
     struct log *log = dl->d->log;
     const struct message *m = dl->msg;
     for (size_t i = 0; i < dl->smtp.nrejects; i++)
-        if (dl->smtp.rejects[i].code / 100 != 4)
+        if (!delivery_rej_later(&dl->smtp.rejects[i]))
             log_event(log, LL_WARN, "rcpt-rejected", "id=%lld area=%q profile=%q rcpt=%q reply=%q",
                       (long long)dl->id, m->area, dl->p->name, dl->smtp.rejects[i].addr,
                       dl->smtp.rejects[i].reply);

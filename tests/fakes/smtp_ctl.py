@@ -15,7 +15,8 @@ from procutil import FakeProcess, wait_until
 
 _FLAGS = {"auth_plaintext": "--auth-plaintext", "auth_optional": "--auth-optional",
           "refuse_auth": "--refuse-auth", "drop_after_data": "--drop-after-data",
-          "require_tls": "--require-tls", "smtputf8": "--smtputf8"}
+          "require_tls": "--require-tls", "smtputf8": "--smtputf8",
+          "rcpt_limit_552": "--rcpt-limit-552"}
 _VALUES = {"tempfail_first": "--tempfail-first", "tempfail_stage": "--tempfail-stage",
            "data_delay": "--data-delay", "reply_421_after": "--reply-421-after",
            "size_limit": "--size-limit", "idle_timeout": "--idle-timeout",
@@ -67,7 +68,8 @@ class SmtpPeer:
     reject_rcpt (address or list), tempfail_first (N), tempfail_stage
     ("mail" | "rcpt" | "data"), data_delay (s), drop_after_data,
     close_before_greeting (True: every connection; N: the first N),
-    reply_421_after (N per connection), rcpt_limit (N per transaction), size_limit,
+    reply_421_after (N per connection), rcpt_limit (N per transaction),
+    rcpt_limit_552 (answer the rest 552 5.5.3, not 452 4.5.3), size_limit,
     smtputf8, idle_timeout,
     capture (True or a path), max_seconds, host, port.
     """

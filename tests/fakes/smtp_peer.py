@@ -165,6 +165,8 @@ class Handler:
         limit = self.p.a.rcpt_limit
         if limit is not None and len(envelope.rcpt_tos) >= limit:
             self.rec.count("tempfails")
+            if self.p.a.rcpt_limit_552:
+                return "552 5.5.3 Too many recipients"
             return "452 4.5.3 Error: too many recipients"
         if self.p.take_tempfail("rcpt"):
             self.rec.count("tempfails")
@@ -349,6 +351,8 @@ def _parse(argv):
     ap.add_argument("--rcpt-limit", type=int, metavar="N",
                     help="452 4.5.3 (too many recipients) to every RCPT after the first N "
                          "of a transaction, as Postfix's smtpd_recipient_limit")
+    ap.add_argument("--rcpt-limit-552", action="store_true",
+                    help="with --rcpt-limit: answer 552 5.5.3 instead, as RFC 821 servers did")
     ap.add_argument("--tempfail-first", type=int, default=0, metavar="N")
     ap.add_argument("--tempfail-stage", choices=("mail", "rcpt", "data"), default="data")
     ap.add_argument("--data-delay", type=float, default=0.0, metavar="SECONDS")

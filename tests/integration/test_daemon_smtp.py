@@ -262,12 +262,14 @@ def test_lasting_temporary_rcpt_reply_holds_back_no_one(smtp_peer, workdir):
         assert d.stop() == 0
 
 
-def test_too_many_recipients_go_on_in_the_next_transaction_at_once(smtp_peer, workdir):
+@pytest.mark.parametrize("code", [452, 552])
+def test_too_many_recipients_go_on_in_the_next_transaction_at_once(smtp_peer, workdir, code):
     # A relay that takes 2 recipients per message (Postfix's
-    # smtpd_recipient_limit) answers 452 4.5.3 to the rest: they go out in
-    # the next transactions right away, not after retry_min (a minute here),
-    # each recipient once, and the rounds use no attempt.
-    peer = smtp_peer(rcpt_limit=2)
+    # smtpd_recipient_limit) answers 452 4.5.3 to the rest (an RFC 821 one
+    # 552 5.5.3, which RFC 5321 asks clients to take as temporary): they go
+    # out in the next transactions right away, not after retry_min (a minute
+    # here), each recipient once, and the rounds use no attempt.
+    peer = smtp_peer(rcpt_limit=2, rcpt_limit_552=code == 552)
     d = Daemon(workdir, smtp_profile("relay", peer.port),
                queue={"retry_min": "1m", "retry_max": "1h"}).start()
     try:
@@ -280,7 +282,7 @@ def test_too_many_recipients_go_on_in_the_next_transaction_at_once(smtp_peer, wo
         assert len(sent) == 3, sent
         assert "to=2 later=3 " in sent[0] and "to=2 later=1 " in sent[1]
         assert "to=1 " in sent[2] and "later=" not in sent[2]
-        assert all("452 4.5.3" in l for l in d.lines_of("deferred"))
+        assert all("%d %d.5.3" % (code, code // 100) in l for l in d.lines_of("deferred"))
         assert d.message(mid)["attempts"] == 1
         assert not d.lines_of("rcpt-rejected")
     finally:
