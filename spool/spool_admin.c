@@ -255,6 +255,21 @@ int spool_admin_cancel(struct spool *sp, int64_t id, struct err *e)
     return spool_db_commit(sp, e);
 }
 
+/* Recipients of message id that a server refused for good. */
+static int spool_admin_refused(struct spool *sp, int64_t id, int64_t *n, struct err *e)
+{
+    sqlite3_stmt *st;
+    if (spool_db_prepare(
+            sp, "SELECT count(*) FROM recipients WHERE message_id = ?1 AND state = 'failed'", &st,
+            e) != 0)
+        return -1;
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st);
+    *n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : spool_db_fail(sp, rc, "counting refused recipients", e);
+}
+
 int spool_admin_retry(struct spool *sp, int64_t id, struct err *e)
 {
     int state = -1;
@@ -269,32 +284,43 @@ int spool_admin_retry(struct spool *sp, int64_t id, struct err *e)
                        "retry",
                        (long long)id);
     }
-    if (state != MSG_QUEUED && state != MSG_FAILED) {
+    /* A sent message qualifies while a server's refusal keeps it from some
+     * recipients (the relay's policy was fixed, say). */
+    int64_t refused = 0;
+    if (state == MSG_SENT && spool_admin_refused(sp, id, &refused, e) != 0)
+        return spool_db_rollback(sp);
+    if (state == MSG_SENT && refused == 0) {
+        spool_db_rollback(sp);
+        return err_set(e, EX_DATAERR, "message %lld was sent to every recipient: nothing to retry",
+                       (long long)id);
+    }
+    if (state != MSG_QUEUED && state != MSG_FAILED && state != MSG_SENT) {
         spool_db_rollback(sp);
         return err_set(e, EX_DATAERR,
-                       "message %lld is %s: only queued and failed messages can "
-                       "be retried",
+                       "message %lld is %s: only queued and failed messages, and sent ones "
+                       "that some recipients refused, can be retried",
                        (long long)id, msg_state_name((enum msg_state)state));
     }
     /* An explicit retry means "now": it overrides not_before too. A failed
-     * message starts afresh: attempts from zero and a new queue lifetime
-     * (created = now), and an expires time already past no longer applies —
-     * otherwise a message that failed as expired would expire again at once.
-     * Its recipients refused for good are tried again; those that have it
-     * do not get it twice. */
-    if (state == MSG_FAILED && spool_admin_update(sp,
+     * (or partly refused) message starts afresh: attempts from zero and a
+     * new queue lifetime (created = now), and an expires time already past
+     * no longer applies — otherwise a message that failed as expired would
+     * expire again at once. Its recipients refused for good are tried
+     * again; those that have it do not get it twice. */
+    if (state != MSG_QUEUED && spool_admin_update(sp,
                                                   "UPDATE recipients SET state = NULL"
                                                   " WHERE message_id = ?1 AND state = 'failed'",
                                                   id, "retrying its refused recipients", e) != 0)
         return spool_db_rollback(sp);
-    if (spool_admin_update(sp,
-                           "UPDATE messages SET next_attempt = 0, not_before = 0, updated = ?2,"
-                           " attempts = CASE state WHEN 'failed' THEN 0 ELSE attempts END,"
-                           " created = CASE state WHEN 'failed' THEN ?2 ELSE created END,"
-                           " expires = CASE WHEN state = 'failed' AND expires > 0"
-                           " AND expires <= ?2 THEN 0 ELSE expires END,"
-                           " state = 'queued' WHERE id = ?1 AND state IN ('queued', 'failed')",
-                           id, "retrying", e) != 0)
+    if (spool_admin_update(
+            sp,
+            "UPDATE messages SET next_attempt = 0, not_before = 0, updated = ?2,"
+            " attempts = CASE state WHEN 'queued' THEN attempts ELSE 0 END,"
+            " created = CASE state WHEN 'queued' THEN created ELSE ?2 END,"
+            " expires = CASE WHEN state <> 'queued' AND expires > 0"
+            " AND expires <= ?2 THEN 0 ELSE expires END,"
+            " state = 'queued' WHERE id = ?1 AND state IN ('queued', 'failed', 'sent')",
+            id, "retrying", e) != 0)
         return spool_db_rollback(sp);
     return spool_db_commit(sp, e);
 }

@@ -164,7 +164,20 @@ def test_retry(cli):
     assert "requeued 1 failed message" in cli.ok("retry", "--failed")
     assert cli.sql("SELECT count(*) FROM messages WHERE state = 'failed'") == [(0,)]
     cli.sql("UPDATE messages SET state = 'sent' WHERE id = ?", (later,))
-    assert cli("retry", str(later)).returncode == 65
+    cli.sql("UPDATE recipients SET state = 'sent' WHERE message_id = ?", (later,))
+    p = cli("retry", str(later))
+    assert p.returncode == 65 and "sent to every recipient" in p.stderr, p.stderr
+    # A sent message that a server refused for some recipient goes to that
+    # one again, and only to that one.
+    partial = cli.enqueue("invoice", "b", "ok@example.org", "--cc", "no@example.org")
+    cli.sql("UPDATE messages SET state = 'sent', attempts = 1 WHERE id = ?", (partial,))
+    cli.sql("UPDATE recipients SET state = CASE address WHEN 'ok@example.org' THEN 'sent'"
+            " ELSE 'failed' END WHERE message_id = ?", (partial,))
+    assert cli.ok("retry", str(partial)).strip() == "message %d is due now" % partial
+    assert cli.sql("SELECT state, attempts FROM messages WHERE id = ?", (partial,)) == [
+        ("queued", 0)]
+    assert cli.sql("SELECT address, state FROM recipients WHERE message_id = ? ORDER BY id",
+                   (partial,)) == [("ok@example.org", "sent"), ("no@example.org", None)]
     assert cli("retry", "999").returncode == 66
     assert cli("retry", "1", "--failed").returncode == 64
     assert cli("retry", "1", "--area", "x").returncode == 64

@@ -355,6 +355,32 @@ def test_domain_without_ascii_form_refuses_that_recipient_only(smtp_peer, workdi
         assert d.stop() == 0
 
 
+def test_retry_sends_a_sent_message_to_its_refused_recipient_only(smtp_peer, workdir):
+    # The relay refused one recipient for good (550) and the message went
+    # out to the other. Once the administrator has fixed the route (here: a
+    # reload onto another relay), `mailspool retry` sends it to the refused
+    # recipient alone.
+    first = smtp_peer(reject_rcpt="nobody@example.org")
+    second = smtp_peer()
+    d = Daemon(workdir, smtp_profile("relay", first.port)).start()
+    try:
+        mid = d.enqueue(["ok@example.org", "nobody@example.org"])
+        d.wait_states("sent", [mid], timeout=20)
+        assert [m["rcpt_tos"] for m in first.wait_for(1)] == [["ok@example.org"]]
+        d.write_config(smtp_profile("relay", second.port))
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: d.lines_of("reload"), what="the reload")
+        assert d.cli("retry", str(mid), check=0).returncode == 0
+        [m] = second.wait_for(1)
+        assert m["rcpt_tos"] == ["nobody@example.org"]
+        d.wait_states("sent", [mid], timeout=20)
+        assert len(first.messages()) == 1
+        assert [r["state"] for r in d.show_json(mid)["recipients"]] == ["sent", "sent"]
+        assert d.cli("retry", str(mid), check=None).returncode == 65  # nobody left
+    finally:
+        assert d.stop() == 0
+
+
 def test_tempfail_twice_then_sent_on_third_attempt(smtp_peer, workdir):
     peer = smtp_peer(tempfail_first=2, tempfail_stage="data")
     d = Daemon(workdir, smtp_profile("relay", peer.port),
