@@ -56,7 +56,8 @@ int cli_admin_retry(struct cli *c, int argc, char **argv)
             area = optarg;
         else if (ch == 'h')
             return cli_admin_help("usage: mailspool retry ID|--failed [--area A]\n"
-                                  "Makes a queued message due now, or requeues a failed one.");
+                                  "Makes a queued message due now, or requeues a failed one, or "
+                                  "a sent one for the recipients a server refused.");
         else
             return cli_util_bad_option("retry", argv);
     }
