@@ -198,8 +198,16 @@ class Handler(BaseHTTPRequestHandler):
             self._handle(fake, endpoint, params, tls, entry)
         finally:
             self._release()
-            entry["t_end"] = time.time()
-            fake.log_request(entry)
+            self._log_once(fake, entry)
+
+    def _log_once(self, fake, entry):
+        """Logs the request, once, before the first byte of its answer (or the
+        hang-up) leaves: a client that has its answer finds it in the log."""
+        if getattr(self, "_logged", None) is entry:
+            return
+        self._logged = entry
+        entry["t_end"] = time.time()
+        fake.log_request(entry)
 
     def _release(self):
         """Ends the request's in-flight count; called before the first byte of the
@@ -245,6 +253,7 @@ class Handler(BaseHTTPRequestHandler):
                 cl = int(self.headers.get("Content-Length", "0") or 0)
                 self.rfile.read(cl // 2)
                 entry["status"] = "reset"
+                self._log_once(fake, entry)
                 return self._hangup(reset=True)
         body, problem = self._read_body()
         req = Request(self, endpoint, params, body if body is not None else b"")
@@ -267,8 +276,10 @@ class Handler(BaseHTTPRequestHandler):
                 resp = _route_safely(fake, req)
         if resp is not None and resp.action:
             entry["status"] = resp.action
+            self._log_once(fake, entry)
             return self._hangup(reset=resp.action == "reset")
         entry["status"] = resp.status
+        self._log_once(fake, entry)
         return self._send(req, resp, graph_ids=endpoint != "token")
 
     def _apply_fault(self, fake, req, fault):
