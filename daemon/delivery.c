@@ -482,13 +482,8 @@ static bool delivery_prepare(struct delivery *dl)
 {
     const struct config *c = dl->cfg->cfg;
     struct err e = {0};
-    if (message_validate(dl->msg, &e) != 0) {
-        char why[1100];
-        snprintf(why, sizeof why, "invalid message in the spool: %s", e.msg);
-        delivery_fail(dl, "failed", why);
-        return false;
-    }
-    if (idna_message(dl->msg, delivery_refuse_rcpt, dl, &e) != 0) {
+    if (message_validate(dl->msg, &e) != 0 ||
+        idna_message(dl->msg, delivery_refuse_rcpt, dl, &e) != 0) {
         char why[1100];
         snprintf(why, sizeof why, "invalid message in the spool: %s", e.msg);
         delivery_fail(dl, "failed", why);

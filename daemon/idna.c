@@ -60,20 +60,6 @@ static char *idna_domain(const char *domain, size_t n, struct err *e)
     return out;
 }
 
-int idna_address(const char *addr, char **out, struct err *e)
-{
-    *out = NULL;
-    const char *at = strrchr(addr, '@');
-    if (at == NULL || at[1] == '[' || idna_ascii(at + 1, strlen(at + 1)))
-        return 0;
-    char *d = idna_domain(at + 1, strlen(at + 1), e);
-    if (d == NULL)
-        return -1;
-    *out = xasprintf("%.*s@%s", (int)(at - addr), addr, d);
-    free(d);
-    return 0;
-}
-
 int idna_mailbox(const char *text, char **out, struct err *e)
 {
     *out = NULL;
@@ -92,6 +78,12 @@ int idna_mailbox(const char *text, char **out, struct err *e)
     *out = xasprintf("%.*s%s%s", (int)(dom - text), text, d, dom + n);
     free(d);
     return 0;
+}
+
+int idna_address(const char *addr, char **out, struct err *e)
+{
+    /* A bare address is the simplest mailbox text. */
+    return idna_mailbox(addr, out, e);
 }
 
 int idna_message(struct message *m, idna_refused_fn refused, void *ctx, struct err *e)

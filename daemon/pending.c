@@ -71,6 +71,13 @@ static void pending_write_batch(struct daemon *d);
  * (a few per millisecond), short next to any transfer. */
 #define PENDING_LINGER_US 5000
 
+/* p as the spool's outcome record (pointing into p). */
+static struct spool_outcome pending_outcome(const struct pending *p)
+{
+    return (struct spool_outcome){p->id,  p->st,   p->next_attempt, p->count, p->reason,
+                                  p->att, p->natt, p->marks,        p->nmarks};
+}
+
 /* The list as the spool's outcome records (pointing into the list). */
 static struct spool_outcome *pending_outcomes(const struct pending *list, size_t *n)
 {
@@ -80,8 +87,7 @@ static struct spool_outcome *pending_outcomes(const struct pending *list, size_t
     struct spool_outcome *v = xcalloc(*n + 1, sizeof *v);
     size_t i = 0;
     for (const struct pending *p = list; p; p = p->next)
-        v[i++] = (struct spool_outcome){p->id,  p->st,   p->next_attempt, p->count, p->reason,
-                                        p->att, p->natt, p->marks,        p->nmarks};
+        v[i++] = pending_outcome(p);
     return v;
 }
 
@@ -135,8 +141,7 @@ void pending_add(struct daemon *d, int64_t id, enum msg_state st, int64_t next, 
 
 static int pending_write1(struct daemon *d, struct pending *p, struct err *e)
 {
-    struct spool_outcome o = {p->id,  p->st,   p->next_attempt, p->count, p->reason,
-                              p->att, p->natt, p->marks,        p->nmarks};
+    struct spool_outcome o = pending_outcome(p);
     return spool_finish_many(d->spool, &o, 1, e);
 }
 
