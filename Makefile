@@ -12,6 +12,7 @@ VERSION     := 0.1.0
 PREFIX      ?= /usr/local
 BINDIR      ?= $(PREFIX)/bin
 SBINDIR     ?= $(PREFIX)/sbin
+LIBEXECDIR  ?= $(PREFIX)/libexec
 LIBDIR      ?= $(PREFIX)/lib
 INCLUDEDIR  ?= $(PREFIX)/include
 MANDIR      ?= $(PREFIX)/share/man
@@ -44,7 +45,7 @@ CFLAGS  ?= $(OPT)
 ALL_CFLAGS := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC -MMD -MP \
 	-I. -Icommon -Ispool -Idaemon $(PKG_CFLAGS) $(SANFLAGS) \
 	-DMAILSPOOL_VERSION='"$(VERSION)"' -DSYSCONFDIR='"$(SYSCONFDIR)"' \
-	-DSBINDIR='"$(SBINDIR)"' $(CFLAGS)
+	-DSBINDIR='"$(SBINDIR)"' -DLIBEXECDIR='"$(LIBEXECDIR)"' $(CFLAGS)
 ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lpthread -lm
 
@@ -56,6 +57,10 @@ endif
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
 CLI_SRC    := $(sort $(wildcard spool/cli*.c))
+# The front `mailspool` (no SQLite: see spool/cli_front.c) and the full CLI.
+FRONT_ONLY := spool/cli_front.c spool/cli_submit.c
+FRONT_SRC  := spool/cli_enqueue.c spool/cli_test.c spool/cli_util.c $(FRONT_ONLY)
+CLI_FULL_SRC := $(filter-out $(FRONT_ONLY),$(CLI_SRC))
 SPOOL_SRC  := $(filter-out $(CLI_SRC),$(sort $(wildcard spool/*.c)))
 DAEMON_MAIN := daemon/main.c
 DAEMON_SRC := $(filter-out $(DAEMON_MAIN),$(sort $(wildcard daemon/*.c)))
@@ -69,13 +74,14 @@ LIBMS_A  := $(B)/libmailspool.a
 LIBMS_SO := $(B)/libmailspool.so.0
 LIBD_A   := $(B)/libmailspoold.a
 MAILSPOOL  := $(B)/mailspool
+MAILSPOOL_CLI := $(B)/mailspool-cli
 MAILSPOOLD := $(B)/mailspoold
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
 BENCH_BINS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(BENCH_SRC))
 TOOL_BINS  := $(patsubst tests/tools/%.c,$(B)/tools/%,$(TOOL_SRC))
 
 .PHONY: all check check-unit check-integration check-san clean install deps demo bench fuzz soak check-valgrind format fuzz-build check-fuzz
-all: $(MAILSPOOL) $(MAILSPOOLD) $(LIBMS_A) $(LIBMS_SO) $(B)/mailspool.pc $(UNIT_BINS) $(BENCH_BINS) $(TOOL_BINS)
+all: $(MAILSPOOL) $(MAILSPOOL_CLI) $(MAILSPOOLD) $(LIBMS_A) $(LIBMS_SO) $(B)/mailspool.pc $(UNIT_BINS) $(BENCH_BINS) $(TOOL_BINS)
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -97,9 +103,20 @@ $(LIBD_A): $(call obj,$(DAEMON_SRC))
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(MAILSPOOL): $(call obj,$(CLI_SRC)) $(LIBMS_A)
+$(MAILSPOOL_CLI): $(call obj,$(CLI_FULL_SRC)) $(LIBMS_A)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+# cli.c again, as the front's main.
+$(B)/obj/front/spool/cli.o: spool/cli.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $< (front)")
+	$(Q)$(CC) $(ALL_CFLAGS) -DCLI_FRONT -c $< -o $@
+
+# --as-needed: the front must not load libsqlite3 (nothing in it calls SQLite).
+$(MAILSPOOL): $(B)/obj/front/spool/cli.o $(call obj,$(FRONT_SRC)) $(LIBMS_A)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $^ $(LIBS)
 
 $(MAILSPOOLD): $(call obj,$(DAEMON_MAIN)) $(LIBD_A) $(LIBMS_A)
 	@$(if $(Q),echo "  LINK    $@")
@@ -172,13 +189,13 @@ FUZZ_B       ?= $(B)-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 2
 FUZZ_CC      ?= clang
-FUZZ_TARGETS := address config json mime
+FUZZ_TARGETS := address config json mime submit
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS  := -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -MMD -MP -g -O1 $(FUZZ_SAN) \
 	-fsanitize=fuzzer-no-link -I. -Icommon -Ispool -Itests/fuzz $(PKG_CFLAGS) \
 	-DMAILSPOOL_VERSION='"$(VERSION)"' -DSYSCONFDIR='"$(SYSCONFDIR)"'
 FUZZ_SRC     := $(COMMON_SRC) spool/json_enqueue.c spool/b64decode.c spool/filetype.c \
-	spool/isotime.c tests/fuzz/fuzz_wire.c
+	spool/isotime.c spool/submit_wire.c tests/fuzz/fuzz_wire.c
 FUZZ_BINS    := $(patsubst %,$(FUZZ_B)/fuzz_%,$(FUZZ_TARGETS))
 FUZZ_OBJS    := $(patsubst %.c,$(FUZZ_B)/fobj/%.o,$(FUZZ_SRC) \
 	$(patsubst %,tests/fuzz/fuzz_%.c,$(FUZZ_TARGETS)))
@@ -230,6 +247,8 @@ install: $(if $(NOBUILD),,all)
 	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/mailspool $(DESTDIR)$(SYSCONFDIR)/logrotate.d
 	install -m 0755 $(MAILSPOOL) $(DESTDIR)$(BINDIR)/mailspool
+	install -d $(DESTDIR)$(LIBEXECDIR)/mailspool
+	install -m 0755 $(MAILSPOOL_CLI) $(DESTDIR)$(LIBEXECDIR)/mailspool/mailspool-cli
 	install -m 0755 $(MAILSPOOLD) $(DESTDIR)$(SBINDIR)/mailspoold
 	install -m 0644 $(LIBMS_A) $(DESTDIR)$(LIBDIR)/libmailspool.a
 	install -m 0755 $(LIBMS_SO) $(DESTDIR)$(LIBDIR)/libmailspool.so.0

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define AREA_MAX 64
 #define REF_MAX 255
@@ -59,6 +60,8 @@ void message_free(struct message *m)
         free(m->atts[i].content_type);
         free(m->atts[i].path);
         free(m->atts[i].data);
+        if (m->atts[i].fd >= 0)
+            close(m->atts[i].fd);
     }
     free(m->atts);
     for (size_t i = 0; i < m->nhdrs; i++) {
@@ -281,6 +284,7 @@ struct msg_attachment *message_add_attachment(struct message *m)
     m->atts = xreallocarray(m->atts, m->natts + 1, sizeof *m->atts);
     struct msg_attachment *a = &m->atts[m->natts++];
     memset(a, 0, sizeof *a);
+    a->fd = -1;
     return a;
 }
 

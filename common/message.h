@@ -51,6 +51,8 @@ struct msg_attachment {
     char *path;
     unsigned char *data;
     size_t data_len;
+    int fd; /* an open regular file (the submission socket passes these),
+             * owned by the message and closed by message_free; -1: none */
 };
 
 struct msg_header {

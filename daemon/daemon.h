@@ -84,6 +84,7 @@ struct daemon {
     struct event *ev_shutdown; /* shutdown_timeout expiry */
     struct event *ev_sig[4];
     struct wake *wake;
+    struct submit *submit; /* NULL: producers write the spool directly */
     struct notify *notify;
 
     bool stopping;
@@ -162,6 +163,13 @@ void pending_free_all(struct daemon *d);
 /* ---- wake.c: inotify on the spool directory ---- */
 struct wake *wake_new(struct daemon *d, struct err *e);
 void wake_free(struct wake *w);
+
+/* submit.c: the submission socket beside the spool and its thread. */
+struct submit;
+struct submit *submit_new(struct daemon *d, struct err *e);
+/* Stops taking new connections (the daemon is stopping); requests begun go on. */
+void submit_close(struct submit *s);
+void submit_free(struct submit *s);
 
 /* ---- notify.c: systemd ---- */
 struct notify *notify_new(struct daemon *d);

@@ -53,6 +53,7 @@ void lifecycle_stop(struct daemon *d)
         return;
     d->stopping = true;
     notify_stopping(d->notify);
+    submit_close(d->submit);
     /* Look-ahead messages that have not begun go back to the queue now;
      * only transfers already under way get shutdown_timeout to finish. */
     if (d->smtp)

@@ -154,6 +154,10 @@ static int main_start(struct daemon *d, struct config *cfg, bool verbose)
     if (d->wake == NULL)
         log_event(d->log, LL_WARN, "start", "reason=%q",
                   "no inotify; new messages are noticed within 5 s");
+    d->submit = submit_new(d, &e);
+    if (d->submit == NULL)
+        log_event(d->log, LL_WARN, "start", "reason=%q effect=%q", e.msg,
+                  "no submission socket: producers write the spool themselves");
     d->notify = notify_new(d);
     sched_init(d);
     lifecycle_setup(d, &e);
@@ -171,6 +175,7 @@ static int main_start(struct daemon *d, struct config *cfg, bool verbose)
 
 static void main_cleanup(struct daemon *d)
 {
+    submit_free(d->submit);
     if (d->smtp)
         smtp_pool_free(d->smtp);
     if (d->graph)

@@ -4,6 +4,11 @@
  * Owns: `mailspool [-c CONFIG] [-s SPOOL] COMMAND [ARGS]`, the command
  * table and the top-level usage text.
  * Never: does a command's work itself; each command lives in its cli_*.c.
+ *
+ * Built twice: as the full CLI (mailspool-cli), and with CLI_FRONT as the
+ * front `mailspool`, which runs enqueue and test (neither needs SQLite)
+ * itself and hands every other command to the full CLI (cli_front.c says
+ * why).
  */
 #include "cli.h"
 
@@ -15,9 +20,14 @@ static const struct {
     const char *name;
     int (*fn)(struct cli *c, int argc, char **argv);
 } cli_commands[] = {
+#ifdef CLI_FRONT
+    {"enqueue", cli_enqueue_main},
+    {"test", cli_test_main},
+#else
     {"enqueue", cli_enqueue_main}, {"list", cli_list_main},     {"show", cli_show_main},
     {"render", cli_render_main},   {"retry", cli_admin_retry},  {"cancel", cli_admin_cancel},
     {"purge", cli_admin_purge},    {"status", cli_status_main}, {"test", cli_test_main},
+#endif
 };
 
 static void cli_help(FILE *out)
@@ -55,6 +65,11 @@ static int cli_dispatch(struct cli *c, int argc, char **argv)
             opterr = 0; /* commands word their own errors */
             return cli_commands[i].fn(c, argc, argv);
         }
+#ifdef CLI_FRONT
+    struct err e = {0};
+    cli_front_exec(c, &e);
+    return cli_util_fail(&e);
+#endif
     fprintf(stderr, "mailspool: unknown command \"%s\": run `mailspool --help`\n", argv[0]);
     return EX_USAGE;
 }
@@ -69,6 +84,12 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct cli c = {0};
+    c.argv = argv;
+#ifdef CLI_FRONT
+    c.store = cli_front_enqueue;
+#else
+    c.store = cli_spool_enqueue;
+#endif
     int ch;
     /* '+': stop at the command; its options are parsed by the command. */
     while ((ch = getopt_long(argc, argv, "+c:s:hV", opts, NULL)) != -1) {

@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "buf.h"
 #include "config.h"
 #include "err.h"
 #include "spool.h"
@@ -34,7 +35,34 @@ struct cli {
     struct config *cfg; /* only when CLI_CONFIG_VALID */
     struct diags diags;
     char *spool_salvaged; /* [spool] path of an invalid config, once looked up */
+    /* How enqueue stores a message: cli_spool_enqueue in the full CLI,
+     * cli_front_enqueue in the front (see cli_front.c). */
+    int (*store)(struct cli *c, const struct message *m, int64_t *id, bool *existing,
+                 struct err *e);
+    char **argv;           /* main's, for the front to hand over to the full CLI */
+    struct buf stdin_copy; /* what enqueue read from standard input (the front replays it) */
+    bool stdin_read;
 };
+
+/* cli_spool.c (full CLI only: it loads SQLite): the spool at the path
+ * cli_util_spool_path resolves, and the direct enqueue. */
+int cli_spool_open(struct cli *c, int flags, struct spool **sp, struct err *e);
+int cli_spool_enqueue(struct cli *c, const struct message *m, int64_t *id, bool *existing,
+                      struct err *e);
+
+/* cli_front.c (front only): enqueue through the daemon, else by the full
+ * CLI; and running the full CLI for every other command. */
+int cli_front_enqueue(struct cli *c, const struct message *m, int64_t *id, bool *existing,
+                      struct err *e);
+/* Replaces this process by the full CLI with main's arguments (and the
+ * standard input enqueue read, replayed); returns only on failure (-1, e). */
+int cli_front_exec(struct cli *c, struct err *e);
+
+/* cli_submit.c: enqueues m through the daemon's submission socket. 0 with
+ * *id and *existing; -1 with e (what a direct enqueue would say); 1: no
+ * daemon took it and it is certainly not stored: enqueue directly. */
+int cli_submit_enqueue(const char *spool_path, const struct message *m, int64_t *id, bool *existing,
+                       struct err *e);
 
 /* cli_util.c */
 /* Loads the configuration once (without secrets); returns its state. */
@@ -45,7 +73,6 @@ enum cli_config_state cli_util_config(struct cli *c);
  * section itself is wrong is EX_CONFIG: guessing the default could put mail
  * into a spool no daemon reads. */
 int cli_util_spool_path(struct cli *c, const char **out, struct err *e);
-int cli_util_open(struct cli *c, int flags, struct spool **sp, struct err *e);
 /* Prints "mailspool: MESSAGE" to stderr; returns e->code (EX_SOFTWARE if 0). */
 int cli_util_fail(const struct err *e);
 /* Prints "mailspool CMD: text" and a hint to stderr; returns EX_USAGE. */

@@ -25,7 +25,7 @@ static int cli_admin_retry_run(struct cli *c, int failed, const char *area, int6
 {
     struct err e = {0};
     struct spool *sp;
-    if (cli_util_open(c, SPOOL_PRODUCER, &sp, &e) != 0)
+    if (cli_spool_open(c, SPOOL_PRODUCER, &sp, &e) != 0)
         return cli_util_fail(&e);
     int64_t n = 0;
     int rc = failed ? spool_admin_retry_failed(sp, area, &n, &e) : spool_admin_retry(sp, id, &e);
@@ -86,7 +86,7 @@ int cli_admin_cancel(struct cli *c, int argc, char **argv)
         return cli_util_usage("cancel", "give one message id (a positive number)");
     struct err e = {0};
     struct spool *sp;
-    if (cli_util_open(c, SPOOL_PRODUCER, &sp, &e) != 0)
+    if (cli_spool_open(c, SPOOL_PRODUCER, &sp, &e) != 0)
         return cli_util_fail(&e);
     int rc = spool_admin_cancel(sp, id, &e);
     spool_close(sp);
@@ -122,7 +122,7 @@ int cli_admin_purge(struct cli *c, int argc, char **argv)
         return cli_util_usage("purge", "unexpected argument \"%s\"", argv[optind]);
     struct err e = {0};
     struct spool *sp;
-    if (cli_util_open(c, SPOOL_PRODUCER, &sp, &e) != 0)
+    if (cli_spool_open(c, SPOOL_PRODUCER, &sp, &e) != 0)
         return cli_util_fail(&e);
     int64_t n = 0;
     /* "older than 0" means every finished message, even one from this second. */

@@ -258,21 +258,36 @@ static int cli_enqueue_required(const struct message *m, const struct cli_enqueu
     return 0;
 }
 
-static int cli_enqueue_bodies(struct message *m, const struct cli_enqueue_args *a, struct err *e)
+/* Reads an input file; what comes from standard input is kept too, for the
+ * front to replay to the full CLI. */
+static int cli_enqueue_read(struct cli *c, const char *path, const char *what, char **out,
+                            size_t *len, struct err *e)
+{
+    if (cli_util_read_file(path, what, out, len, e) != 0)
+        return -1;
+    if (strcmp(path, "-") == 0) {
+        buf_append(&c->stdin_copy, *out, *len);
+        c->stdin_read = true;
+    }
+    return 0;
+}
+
+static int cli_enqueue_bodies(struct cli *c, struct message *m, const struct cli_enqueue_args *a,
+                              struct err *e)
 {
     size_t len;
-    if (a->text && cli_util_read_file(a->text, "--text", &m->text, &len, e) != 0)
+    if (a->text && cli_enqueue_read(c, a->text, "--text", &m->text, &len, e) != 0)
         return -1;
-    if (a->html && cli_util_read_file(a->html, "--html", &m->html, &len, e) != 0)
+    if (a->html && cli_enqueue_read(c, a->html, "--html", &m->html, &len, e) != 0)
         return -1;
     return 0;
 }
 
-static int cli_enqueue_json(const char *path, struct message **m, struct err *e)
+static int cli_enqueue_json(struct cli *c, const char *path, struct message **m, struct err *e)
 {
     char *text;
     size_t len;
-    if (cli_util_read_file(path, "--json", &text, &len, e) != 0)
+    if (cli_enqueue_read(c, path, "--json", &text, &len, e) != 0)
         return -1;
     struct message *jm;
     int rc = json_enqueue_parse(text, len, &jm, e);
@@ -314,16 +329,12 @@ static int cli_enqueue_check(struct cli *c, const struct message *m, struct err 
 
 static int cli_enqueue_store(struct cli *c, const struct message *m, struct err *e)
 {
-    struct spool *sp;
-    if (cli_util_open(c, SPOOL_PRODUCER, &sp, e) != 0)
-        return -1;
     int64_t id;
     bool existing;
-    int rc = spool_enqueue(sp, m, &id, &existing, e);
-    spool_close(sp);
-    if (rc == 0)
-        printf("%lld\n", (long long)id);
-    return rc;
+    if (c->store(c, m, &id, &existing, e) != 0)
+        return -1;
+    printf("%lld\n", (long long)id);
+    return 0;
 }
 
 int cli_enqueue_main(struct cli *c, int argc, char **argv)
@@ -338,11 +349,11 @@ int cli_enqueue_main(struct cli *c, int argc, char **argv)
         return 0;
     }
     if (rc == 0 && a.json)
-        rc = cli_enqueue_json(a.json, &m, &e);
+        rc = cli_enqueue_json(c, a.json, &m, &e);
     else if (rc == 0)
         rc = cli_enqueue_required(m, &a, &e);
     if (rc == 0 && !a.json)
-        rc = cli_enqueue_bodies(m, &a, &e);
+        rc = cli_enqueue_bodies(c, m, &a, &e);
     if (rc == 0)
         rc = cli_enqueue_check(c, m, &e);
     if (rc == 0)

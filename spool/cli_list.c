@@ -103,7 +103,7 @@ int cli_list_main(struct cli *c, int argc, char **argv)
         return cli_util_usage("list", "unexpected argument \"%s\"", argv[optind]);
     struct err e = {0};
     struct spool *sp;
-    if (cli_util_open(c, SPOOL_READONLY, &sp, &e) != 0)
+    if (cli_spool_open(c, SPOOL_READONLY, &sp, &e) != 0)
         return cli_util_fail(&e);
     struct spool_row *rows;
     size_t n;

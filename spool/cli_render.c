@@ -77,7 +77,7 @@ int cli_render_main(struct cli *c, int argc, char **argv)
         return cli_util_usage("render", "give one message id (a positive number)");
     struct err e = {0};
     struct spool *sp;
-    if (cli_util_open(c, SPOOL_READONLY, &sp, &e) != 0)
+    if (cli_spool_open(c, SPOOL_READONLY, &sp, &e) != 0)
         return cli_util_fail(&e);
     struct message *m = NULL;
     int rc = spool_load(sp, id, &m, &e);

@@ -221,7 +221,7 @@ int cli_show_main(struct cli *c, int argc, char **argv)
         return cli_util_usage("show", "give either an id or --ref KEY, not both");
     struct err e = {0};
     struct spool *sp;
-    if (cli_util_open(c, SPOOL_READONLY, &sp, &e) != 0)
+    if (cli_spool_open(c, SPOOL_READONLY, &sp, &e) != 0)
         return cli_util_fail(&e);
     int rc = ref ? spool_admin_find_ref(sp, area, ref, &id, &e) : 0;
     if (rc == 0)

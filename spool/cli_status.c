@@ -277,7 +277,7 @@ int cli_status_main(struct cli *c, int argc, char **argv)
         return cli_util_usage("status", "unexpected argument \"%s\"", argv[optind]);
     struct err e = {0};
     struct spool *sp;
-    if (cli_util_open(c, SPOOL_READONLY, &sp, &e) != 0)
+    if (cli_spool_open(c, SPOOL_READONLY, &sp, &e) != 0)
         return cli_util_fail(&e);
     struct cli_status s = {0};
     int rc = cli_status_load(sp, &s, &e);

@@ -71,14 +71,6 @@ int cli_util_spool_path(struct cli *c, const char **out, struct err *e)
     return 0;
 }
 
-int cli_util_open(struct cli *c, int flags, struct spool **sp, struct err *e)
-{
-    const char *path;
-    if (cli_util_spool_path(c, &path, e) != 0)
-        return -1;
-    return spool_open(path, flags, sp, e);
-}
-
 int cli_util_fail(const struct err *e)
 {
     fprintf(stderr, "mailspool: %s\n", e->msg[0] ? e->msg : "unknown error");
@@ -179,6 +171,7 @@ void cli_util_print_json(cJSON *v)
 void cli_util_free(struct cli *c)
 {
     free(c->spool_salvaged);
+    buf_free(&c->stdin_copy);
     config_free(c->cfg);
     diags_free(&c->diags);
 }

@@ -231,3 +231,13 @@ const char *spool_path(const struct spool *sp)
 {
     return sp->path;
 }
+
+int spool_wal_open(struct spool *sp, int *fd, struct err *e)
+{
+    const char *wal = sqlite3_filename_wal(sqlite3_db_filename(sp->db, "main"));
+    *fd = wal ? open(wal, O_RDONLY | O_CLOEXEC) : -1;
+    if (*fd < 0)
+        return err_set(e, EX_IOERR, "spool %s: cannot open its write-ahead log: %s", sp->path,
+                       wal ? strerror(errno) : "not in WAL mode");
+    return 0;
+}

@@ -46,6 +46,29 @@ const char *spool_path(const struct spool *sp);
 int spool_enqueue(struct spool *sp, const struct message *m, int64_t *id, bool *existing,
                   struct err *e);
 
+/* One message of a batch and what became of it. */
+struct spool_enq {
+    const struct message *m; /* in */
+    int rc;                  /* out: 0, or a sysexits.h code with e */
+    int64_t id;              /* out: the new (or, existing, the known) id */
+    bool existing;           /* out: the ref was known; nothing added */
+    struct err e;
+};
+/* Enqueues n messages as spool_enqueue does, in one transaction with one
+ * sync at its commit (group commit: the submission socket's many
+ * producers), each in a savepoint of its own, so that one bad message
+ * leaves the others. A failure of the transaction itself fails them all. */
+void spool_enqueue_batch(struct spool *sp, struct spool_enq *qs, size_t n);
+
+/* Opens the spool's write-ahead log read-only, for fdatasync(2) by another
+ * thread: the daemon's connection commits with synchronous=NORMAL, and the
+ * submission socket makes a producer's message durable before it answers
+ * (what synchronous=FULL does at each commit) without blocking the loop.
+ * Frames a checkpoint took from the log were synced by it (synchronous=
+ * NORMAL syncs the log before and the database after copying). The log is
+ * the same file for as long as the daemon's connection is open. */
+int spool_wal_open(struct spool *sp, int *fd, struct err *e);
+
 /* ---- daemon: claiming ------------------------------------------------- */
 
 struct spool_due {

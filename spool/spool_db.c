@@ -164,7 +164,7 @@ void spool_db_cache_free(struct spool *sp)
 
 /* BEGIN, COMMIT and ROLLBACK through the cache: sqlite3_exec parses them anew
  * every time. Returns the step's result code. */
-static int spool_db_control(struct spool *sp, const char *sql)
+int spool_db_control(struct spool *sp, const char *sql)
 {
     sqlite3_stmt *st;
     struct err ignored = {0};

@@ -44,6 +44,9 @@ int64_t spool_db_now_ms(void);
  * NOTADB/CORRUPT -> EX_IOERR, READONLY/PERM/CANTOPEN -> EX_CANTCREAT,
  * CONSTRAINT -> EX_DATAERR. Returns -1. */
 int spool_db_fail(struct spool *sp, int rc, const char *what, struct err *e);
+/* A statement without parameters or rows (BEGIN, SAVEPOINT, COMMIT, ...),
+ * prepared once and cached. Returns SQLite's result code (SQLITE_OK). */
+int spool_db_control(struct spool *sp, const char *sql);
 
 /* Prepares sql; on failure sets e and returns -1. */
 int spool_db_prepare(struct spool *sp, const char *sql, sqlite3_stmt **st, struct err *e);

@@ -31,10 +31,32 @@ struct enq_src {
     const char *label; /* path or name, for errors */
 };
 
+/* Makes fd (just opened, or passed over the submission socket) the source:
+ * a regular file, read from its start, blocking. */
+static int spool_enqueue_use_fd(struct enq_src *s, struct err *e)
+{
+    struct stat stb;
+    if (fstat(s->fd, &stb) != 0 || !S_ISREG(stb.st_mode))
+        return err_set(e, EX_NOINPUT, "attachment %s: not a regular file: attach a file", s->label);
+    int fl = fcntl(s->fd, F_GETFL);
+    if (fl < 0 || fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK) < 0 || lseek(s->fd, 0, SEEK_SET) != 0)
+        return err_set(e, EX_IOERR, "attachment %s: %s", s->label, strerror(errno));
+    s->size = (int64_t)stb.st_size;
+    return 0;
+}
+
 static int spool_enqueue_open_one(const struct msg_attachment *a, size_t i, struct enq_src *s,
                                   struct err *e)
 {
     s->fd = -1;
+    if (a->fd >= 0) {
+        s->label = a->name ? a->name : "(file)";
+        /* Our own descriptor: the message keeps (and closes) the one it owns. */
+        s->fd = fcntl(a->fd, F_DUPFD_CLOEXEC, 0);
+        if (s->fd < 0)
+            return err_set(e, EX_TEMPFAIL, "attachment %s: %s", s->label, strerror(errno));
+        return spool_enqueue_use_fd(s, e);
+    }
     if (a->path == NULL) {
         if (a->data == NULL && a->data_len > 0)
             return err_set(e, EX_DATAERR, "attachment %zu: no data and no path", i + 1);
@@ -48,14 +70,7 @@ static int spool_enqueue_open_one(const struct msg_attachment *a, size_t i, stru
     if (s->fd < 0)
         return err_set(e, EX_NOINPUT, "attachment %s: cannot open: %s: check the path", a->path,
                        strerror(errno));
-    struct stat stb;
-    if (fstat(s->fd, &stb) != 0 || !S_ISREG(stb.st_mode))
-        return err_set(e, EX_NOINPUT, "attachment %s: not a regular file: attach a file", a->path);
-    int fl = fcntl(s->fd, F_GETFL);
-    if (fl < 0 || fcntl(s->fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
-        return err_set(e, EX_IOERR, "attachment %s: %s", a->path, strerror(errno));
-    s->size = (int64_t)stb.st_size;
-    return 0;
+    return spool_enqueue_use_fd(s, e);
 }
 
 /* Opens every attachment before the transaction starts: a missing file is
@@ -279,65 +294,134 @@ static int spool_enqueue_parts(struct spool *sp, const struct message *m, int64_
     return 0;
 }
 
-static int spool_enqueue_tx(struct spool *sp, const struct message *m, struct enq_src *src,
-                            int64_t *id, bool *existing, struct err *e)
+/* One message inside the batch's transaction, in a savepoint of its own:
+ * a message that fails leaves the others. 1: the whole transaction is gone
+ * (SQLite rolled it back after an I/O error, a full disk or a lost lock). */
+static int spool_enqueue_one_tx(struct spool *sp, struct spool_enq *q, struct enq_src *src)
 {
-    if (spool_db_begin(sp, e) != 0)
+    const struct message *m = q->m;
+    if (spool_db_control(sp, "SAVEPOINT enq") != SQLITE_OK) {
+        q->rc = spool_db_fail(sp, sqlite3_extended_errcode(sp->db), "starting a savepoint", &q->e);
+        return 1;
+    }
+    int found = m->ref ? spool_enqueue_find_ref(sp, m, &q->id, &q->e) : 0;
+    if (found > 0) {
+        q->existing = true;
+    } else if (found < 0 || spool_enqueue_message_row(sp, m, &q->id, &q->e) != 0 ||
+               spool_enqueue_parts(sp, m, q->id, &q->e) != 0) {
+        q->rc = -1;
+    } else {
+        for (size_t i = 0; i < m->natts && q->rc == 0; i++)
+            if (spool_enqueue_attachment(sp, q->id, &m->atts[i], &src[i], &q->e) != 0)
+                q->rc = -1;
+    }
+    if (sqlite3_get_autocommit(sp->db))
+        return 1;
+    if (q->rc != 0) {
+        q->id = 0;
+        if (spool_db_control(sp, "ROLLBACK TO enq") != SQLITE_OK)
+            return 1;
+    }
+    return spool_db_control(sp, "RELEASE enq") == SQLITE_OK ? 0 : 1;
+}
+
+/* Checks what can be checked before the transaction: the message, a known
+ * ref (it needs none of the files, which may be gone by now), the files. */
+static int spool_enqueue_prepare(struct spool *sp, struct spool_enq *q, struct enq_src *src)
+{
+    const struct message *m = q->m;
+    for (size_t i = 0; i < m->natts; i++)
+        src[i].fd = -1;
+    if (message_validate(m, &q->e) != 0)
         return -1;
     if (m->ref) {
-        int found = spool_enqueue_find_ref(sp, m, id, e);
+        int found = spool_enqueue_find_ref(sp, m, &q->id, &q->e);
         if (found != 0) {
-            spool_db_rollback(sp);
-            if (found < 0)
-                return -1;
-            if (existing)
-                *existing = true;
-            return 0;
+            q->existing = found > 0;
+            return found < 0 ? -1 : 1;
         }
     }
-    if (spool_enqueue_message_row(sp, m, id, e) != 0 || spool_enqueue_parts(sp, m, *id, e) != 0)
-        goto fail;
-    for (size_t i = 0; i < m->natts; i++)
-        if (spool_enqueue_attachment(sp, *id, &m->atts[i], &src[i], e) != 0)
-            goto fail;
-    if (spool_db_commit(sp, e) != 0)
-        goto fail;
-    return 0;
-fail:
-    spool_db_rollback(sp);
-    *id = 0;
-    return -1;
+    return spool_enqueue_open_sources(sp, m, src, &q->e) != 0 ? -1 : 0;
+}
+
+/* The whole batch failed at the transaction: every message gets the reason. */
+static void spool_enqueue_fail_all(struct spool_enq *qs, size_t n, const struct err *e)
+{
+    for (size_t i = 0; i < n; i++)
+        if (qs[i].rc == 0) {
+            qs[i].rc = -1;
+            qs[i].id = 0;
+            qs[i].existing = false;
+            qs[i].e = *e;
+        }
+}
+
+void spool_enqueue_batch(struct spool *sp, struct spool_enq *qs, size_t n)
+{
+    struct enq_src **src = xcalloc(n ? n : 1, sizeof *src);
+    bool *ready = xcalloc(n ? n : 1, sizeof *ready);
+    size_t nready = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct spool_enq *q = &qs[i];
+        q->rc = 0;
+        q->id = 0;
+        q->existing = false;
+        q->e.code = 0;
+        q->e.msg[0] = '\0';
+        src[i] = xcalloc(q->m->natts ? q->m->natts : 1, sizeof **src);
+        if (sp->flags & SPOOL_READONLY) {
+            q->rc =
+                err_set(&q->e, EX_SOFTWARE, "spool %s: opened read-only; cannot enqueue", sp->path);
+            continue;
+        }
+        int prep = spool_enqueue_prepare(sp, q, src[i]);
+        if (prep < 0)
+            q->rc = -1;
+        else if (prep == 0) {
+            ready[i] = true;
+            nready++;
+        }
+    }
+    struct err e = {0};
+    if (nready > 0 && spool_db_begin(sp, &e) != 0) {
+        spool_enqueue_fail_all(qs, n, &e);
+    } else if (nready > 0) {
+        bool lost = false;
+        for (size_t i = 0; i < n && !lost; i++)
+            if (ready[i] && spool_enqueue_one_tx(sp, &qs[i], src[i]) != 0) {
+                lost = true;
+                e = qs[i].e;
+                if (e.code == 0)
+                    spool_db_fail(sp, sqlite3_extended_errcode(sp->db), "storing the message", &e);
+            }
+        if (lost) {
+            spool_db_rollback(sp);
+            spool_enqueue_fail_all(qs, n, &e);
+        } else if (spool_db_commit(sp, &e) != 0) {
+            spool_enqueue_fail_all(qs, n, &e);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        spool_enqueue_close_sources(src[i], qs[i].m->natts);
+        free(src[i]);
+        if (qs[i].rc != 0)
+            qs[i].rc = qs[i].e.code ? qs[i].e.code : EX_SOFTWARE;
+    }
+    free(src);
+    free(ready);
 }
 
 int spool_enqueue(struct spool *sp, const struct message *m, int64_t *id, bool *existing,
                   struct err *e)
 {
-    *id = 0;
+    struct spool_enq q = {.m = m};
+    spool_enqueue_batch(sp, &q, 1);
+    *id = q.id;
     if (existing)
-        *existing = false;
-    if (sp->flags & SPOOL_READONLY)
-        return err_set(e, EX_SOFTWARE, "spool %s: opened read-only; cannot enqueue", sp->path);
-    if (message_validate(m, e) != 0)
+        *existing = q.existing;
+    if (q.rc != 0) {
+        *e = q.e;
         return -1;
-    /* A known ref needs none of the files (they may be gone by now): look
-     * before opening them; the transaction looks again (a racing producer). */
-    if (m->ref) {
-        int found = spool_enqueue_find_ref(sp, m, id, e);
-        if (found < 0)
-            return -1;
-        if (found) {
-            if (existing)
-                *existing = true;
-            return 0;
-        }
     }
-    struct enq_src *src = xcalloc(m->natts ? m->natts : 1, sizeof *src);
-    for (size_t i = 0; i < m->natts; i++)
-        src[i].fd = -1;
-    int rc = spool_enqueue_open_sources(sp, m, src, e);
-    if (rc == 0)
-        rc = spool_enqueue_tx(sp, m, src, id, existing, e);
-    spool_enqueue_close_sources(src, m->natts);
-    free(src);
-    return rc;
+    return 0;
 }

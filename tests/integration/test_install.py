@@ -26,6 +26,7 @@ needs_build = pytest.mark.skipif(
 # path under DESTDIR -> (mode, source file it must equal or None)
 FILES = {
     "usr/bin/mailspool": (0o755, None),
+    "usr/libexec/mailspool/mailspool-cli": (0o755, None),
     "usr/sbin/mailspoold": (0o755, None),
     "usr/lib/libmailspool.a": (0o644, None),
     "usr/lib/libmailspool.so.0": (0o755, None),

@@ -15,7 +15,8 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <unistd.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 
 #include "message.h"
 #include "sha256.h"
@@ -724,6 +725,49 @@ static void test_disk_full(void **state)
     assert_int_equal(sql_int(f->db, "SELECT count(*) FROM recipients"), 2);
 }
 
+/* spool_enqueue_batch (the submission socket's group commit): one
+ * transaction; a message that fails leaves the others; a ref given twice
+ * in one batch is one message; an attachment passed as a descriptor is
+ * copied from its start, and the message keeps its descriptor. */
+static void test_batch(void **state)
+{
+    struct fx *f = *state;
+    f->sp = open_or_fail(f->db, SPOOL_DAEMON);
+    struct message *ms[4] = {sample("invoice", "b-1"), sample("invoice", NULL),
+                             sample("invoice", "b-1"), sample("report", NULL)};
+    free(ms[1]->rcpts[0].addr);
+    ms[1]->rcpts[0].addr = xstrdup("not an address");
+    int fd = memfd_create("att", MFD_CLOEXEC);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "Position;Betrag\n", 16), 16);
+    struct msg_attachment *a = message_add_attachment(ms[3]);
+    a->name = xstrdup("Positionen.csv");
+    a->fd = fd;
+    struct spool_enq qs[4];
+    for (int i = 0; i < 4; i++)
+        qs[i] = (struct spool_enq){.m = ms[i]};
+    spool_enqueue_batch(f->sp, qs, 4);
+    assert_int_equal(qs[0].rc, 0);
+    assert_false(qs[0].existing);
+    assert_int_equal(qs[1].rc, EX_DATAERR);
+    assert_int_equal(qs[1].id, 0);
+    assert_non_null(strstr(qs[1].e.msg, "not an address"));
+    assert_int_equal(qs[2].rc, 0);
+    assert_true(qs[2].existing);
+    assert_int_equal(qs[2].id, qs[0].id);
+    assert_int_equal(qs[3].rc, 0);
+    assert_int_equal(sql_int(f->db, "SELECT count(*) FROM messages"), 2);
+    char *sql = xasprintf("SELECT size FROM attachments WHERE message_id = %lld "
+                          "AND CAST(data AS TEXT) = 'Position;Betrag' || char(10)",
+                          (long long)qs[3].id);
+    assert_int_equal(sql_int(f->db, sql), 16);
+    free(sql);
+    assert_true(fcntl(fd, F_GETFD) >= 0); /* still the message's */
+    for (int i = 0; i < 4; i++)
+        message_free(ms[i]);
+    assert_int_equal(fcntl(fd, F_GETFD), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -733,6 +777,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recipient_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ref_and_bad_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_cycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_daemon_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin, setup, teardown),
