@@ -50,6 +50,7 @@ struct submit_client {
     struct submit_client *next; /* in s->clients or s->ready */
     int fd;
     long uid, pid;
+    struct timeval deadline; /* the whole request, however slowly it drips */
     struct event *ev;
     unsigned char head[SUBMIT_HEAD_LEN];
     size_t have; /* bytes of head + body read */
@@ -71,7 +72,7 @@ struct submit {
     struct daemon *d;
     char *path;
     int listen_fd;
-    struct event *ev_listen, *ev_batch;
+    struct event *ev_listen, *ev_batch, *ev_resume;
     struct submit_client *clients, *ready;
     size_t nclients;
     /* the syncer */
@@ -157,7 +158,8 @@ static void submit_client_free(struct submit_client *c)
     if (c->fd >= 0)
         close(c->fd);
     c->s->nclients--;
-    if (c->s->nclients == SUBMIT_CLIENTS - 1 && c->s->ev_listen)
+    if (c->s->nclients == SUBMIT_CLIENTS - 1 && c->s->ev_listen &&
+        !evtimer_pending(c->s->ev_resume, NULL))
         event_add(c->s->ev_listen, NULL); /* room again */
     free(c);
 }
@@ -241,7 +243,10 @@ static void submit_on_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     struct submit_client *c = arg;
     struct submit *s = c->s;
-    int r = (what & EV_READ) ? submit_read(c) : -1; /* EV_TIMEOUT: too slow */
+    struct timeval now;
+    event_base_gettimeofday_cached(s->d->base, &now);
+    bool late = (what & EV_TIMEOUT) || evutil_timercmp(&now, &c->deadline, >);
+    int r = late ? -1 : submit_read(c);
     if (r == 0)
         return;
     submit_unlink_client(&s->clients, c);
@@ -255,12 +260,37 @@ static void submit_on_read(evutil_socket_t fd, short what, void *arg)
     event_active(s->ev_batch, 0, 0); /* once per turn: one transaction */
 }
 
+static void submit_on_accept(evutil_socket_t lfd, short what, void *arg);
+
+/* Out of descriptors: listen again in a second (a level-triggered listener
+ * would otherwise call us again at once, for as long as that lasts). */
+static void submit_pause(struct submit *s, int err)
+{
+    log_event(s->d->log, LL_WARN, "submit-refused", "reason=%q",
+              err == EMFILE || err == ENFILE ? "out of file descriptors: paused for 1 s"
+                                             : "out of memory: paused for 1 s");
+    event_del(s->ev_listen);
+    struct timeval tv = {1, 0};
+    evtimer_add(s->ev_resume, &tv);
+}
+
+static void submit_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct submit *s = arg;
+    if (s->ev_listen)
+        event_add(s->ev_listen, NULL);
+}
+
 static void submit_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
     struct submit *s = arg;
     while (s->nclients < SUBMIT_CLIENTS) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM))
+            submit_pause(s, errno);
         if (fd < 0)
             return; /* EAGAIN, or a producer gone already */
         struct submit_client *c = xcalloc(1, sizeof *c);
@@ -275,6 +305,8 @@ static void submit_on_accept(evutil_socket_t lfd, short what, void *arg)
         }
         s->nclients++;
         struct timeval tv = {SUBMIT_CLIENT_S, 0};
+        event_base_gettimeofday_cached(s->d->base, &c->deadline);
+        evutil_timeradd(&c->deadline, &tv, &c->deadline);
         c->ev = event_new(s->d->base, fd, EV_READ | EV_PERSIST, submit_on_read, c);
         if (c->ev == NULL || event_add(c->ev, &tv) != 0) {
             submit_client_free(c);
@@ -424,7 +456,9 @@ struct submit *submit_new(struct daemon *d, struct err *e)
         goto fail;
     s->ev_listen = event_new(d->base, s->listen_fd, EV_READ | EV_PERSIST, submit_on_accept, s);
     s->ev_batch = event_new(d->base, -1, 0, submit_on_batch, s);
-    if (s->ev_listen == NULL || s->ev_batch == NULL || event_add(s->ev_listen, NULL) != 0) {
+    s->ev_resume = evtimer_new(d->base, submit_on_resume, s);
+    if (s->ev_listen == NULL || s->ev_batch == NULL || s->ev_resume == NULL ||
+        event_add(s->ev_listen, NULL) != 0) {
         err_set(e, EX_SOFTWARE, "cannot watch the submission socket");
         goto fail;
     }
@@ -480,6 +514,8 @@ void submit_free(struct submit *s)
     }
     if (s->ev_batch)
         event_free(s->ev_batch);
+    if (s->ev_resume)
+        event_free(s->ev_resume);
     if (s->wal_fd >= 0)
         close(s->wal_fd);
     pthread_cond_destroy(&s->cv);

@@ -330,8 +330,6 @@ static int spool_enqueue_one_tx(struct spool *sp, struct spool_enq *q, struct en
 static int spool_enqueue_prepare(struct spool *sp, struct spool_enq *q, struct enq_src *src)
 {
     const struct message *m = q->m;
-    for (size_t i = 0; i < m->natts; i++)
-        src[i].fd = -1;
     if (message_validate(m, &q->e) != 0)
         return -1;
     if (m->ref) {
@@ -344,11 +342,12 @@ static int spool_enqueue_prepare(struct spool *sp, struct spool_enq *q, struct e
     return spool_enqueue_open_sources(sp, m, src, &q->e) != 0 ? -1 : 0;
 }
 
-/* The whole batch failed at the transaction: every message gets the reason. */
-static void spool_enqueue_fail_all(struct spool_enq *qs, size_t n, const struct err *e)
+/* The transaction failed: every message that was in it gets the reason. */
+static void spool_enqueue_fail_all(struct spool_enq *qs, const bool *ready, size_t n,
+                                   const struct err *e)
 {
     for (size_t i = 0; i < n; i++)
-        if (qs[i].rc == 0) {
+        if (ready[i] && qs[i].rc == 0) {
             qs[i].rc = -1;
             qs[i].id = 0;
             qs[i].existing = false;
@@ -369,6 +368,8 @@ void spool_enqueue_batch(struct spool *sp, struct spool_enq *qs, size_t n)
         q->e.code = 0;
         q->e.msg[0] = '\0';
         src[i] = xcalloc(q->m->natts ? q->m->natts : 1, sizeof **src);
+        for (size_t k = 0; k < q->m->natts; k++)
+            src[i][k].fd = -1;
         if (sp->flags & SPOOL_READONLY) {
             q->rc =
                 err_set(&q->e, EX_SOFTWARE, "spool %s: opened read-only; cannot enqueue", sp->path);
@@ -384,7 +385,7 @@ void spool_enqueue_batch(struct spool *sp, struct spool_enq *qs, size_t n)
     }
     struct err e = {0};
     if (nready > 0 && spool_db_begin(sp, &e) != 0) {
-        spool_enqueue_fail_all(qs, n, &e);
+        spool_enqueue_fail_all(qs, ready, n, &e);
     } else if (nready > 0) {
         bool lost = false;
         for (size_t i = 0; i < n && !lost; i++)
@@ -396,9 +397,9 @@ void spool_enqueue_batch(struct spool *sp, struct spool_enq *qs, size_t n)
             }
         if (lost) {
             spool_db_rollback(sp);
-            spool_enqueue_fail_all(qs, n, &e);
+            spool_enqueue_fail_all(qs, ready, n, &e);
         } else if (spool_db_commit(sp, &e) != 0) {
-            spool_enqueue_fail_all(qs, n, &e);
+            spool_enqueue_fail_all(qs, ready, n, &e);
         }
     }
     for (size_t i = 0; i < n; i++) {

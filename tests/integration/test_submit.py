@@ -207,6 +207,40 @@ def test_garbage_and_half_requests_do_not_disturb_the_daemon(daemon):
     assert d.proc.poll() is None
 
 
+def test_out_of_descriptors_pauses_the_socket_and_recovers(daemon):
+    """A daemon out of file descriptors cannot accept: it says so, pauses
+    the socket for a second instead of spinning on it, and takes producers
+    again once descriptors are free."""
+    d = daemon
+    d.start()
+    d.stop()
+    d.proc = None
+    args = ["prlimit", "--nofile=40", "--", MAILSPOOLD, "-c", d.conf]
+    stderr = open(os.path.join(d.dir, "daemon.stderr"), "ab")
+    proc = subprocess.Popen(args, stdout=stderr, stderr=stderr)
+    d.proc = proc
+    wait_for(lambda: d.events().count("ready") >= 2, timeout=30)
+    held = []
+    try:
+        for _ in range(60):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(d.spool + ".sock")  # the backlog takes them all
+            held.append(s)
+        wait_for(lambda: any("out of file descriptors" in l
+                             for l in d.lines_of("submit-refused")), timeout=10)
+        cpu0 = sum(map(int, open("/proc/%d/stat" % proc.pid).read().split(")")[1].split()[11:13]))
+        time.sleep(1.0)
+        cpu1 = sum(map(int, open("/proc/%d/stat" % proc.pid).read().split(")")[1].split()[11:13]))
+        assert cpu1 - cpu0 < 50, "the daemon spun on its listener: %d ticks in 1 s" % (cpu1 - cpu0)
+    finally:
+        for s in held:
+            s.close()
+    # The held connections are dropped (closed unanswered); producers come again.
+    mid = d.enqueue("a@example.org", extra=["--not-before", LATER])
+    wait_for(lambda: any("id=%d " % mid in l for l in submitted(d)), timeout=10)
+    assert proc.poll() is None
+
+
 def test_daemon_killed_before_its_answer(daemon):
     d = daemon.start()
     args = [MAILSPOOL, "-c", d.conf, "-s", d.spool, "enqueue", "--area", "invoice",
