@@ -279,6 +279,43 @@ def test_daemon_killed_before_its_answer(daemon):
             d.proc.send_signal(signal.SIGCONT)
 
 
+def test_kill9_during_a_burst_of_producers_loses_nothing(daemon):
+    """Four producers enqueue 240 messages with refs while the daemon is
+    killed twice and restarted: every producer exits 0, and every ref is in
+    the spool exactly once, under the id its producer printed."""
+    import concurrent.futures
+    import threading
+
+    d = daemon.start()
+    lock = threading.Lock()
+    results = {}
+
+    def one(i):
+        p = run([MAILSPOOL, "-c", d.conf, "-s", d.spool, "enqueue", "--area", "invoice",
+                 "--to", "a@example.org", "--subject", "s %d" % i, "--text", "-",
+                 "--ref", "burst-%d" % i, "--not-before", LATER], input="Hallo %d\n" % i)
+        with lock:
+            results[i] = (p.returncode, p.stdout.strip(), p.stderr)
+
+    n = 240
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(one, i) for i in range(n)]
+        for kill_at in (n // 3, 2 * n // 3):
+            wait_for(lambda: len(results) >= kill_at, timeout=120)
+            d.kill9()
+            d.start()
+        for f in futures:
+            f.result(timeout=120)
+    bad = {i: r for i, r in results.items() if r[0] != 0}
+    assert not bad, sorted(bad.items())[:3]
+    with d.db() as c:
+        rows = c.execute("SELECT ref, count(*), min(id) FROM messages GROUP BY ref").fetchall()
+    assert len(rows) == n and all(r[1] == 1 for r in rows)
+    ids = {r[0]: r[2] for r in rows}
+    assert all(ids["burst-%d" % i] == int(results[i][1]) for i in range(n))
+    assert submitted(d)  # most went through the socket
+
+
 def test_long_spool_path(tmp_path):
     deep = tmp_path
     while len(str(deep)) < 140:
