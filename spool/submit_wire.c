@@ -160,21 +160,27 @@ static const void *take(struct rd *r, size_t n)
     return p;
 }
 
+/* n bytes into dst (zeros when the request is short). */
+static void get_raw(struct rd *r, void *dst, size_t n)
+{
+    const void *p = take(r, n);
+    if (p)
+        memcpy(dst, p, n);
+    else
+        memset(dst, 0, n);
+}
+
 static uint32_t get_u32(struct rd *r)
 {
-    uint32_t v = 0;
-    const void *p = take(r, sizeof v);
-    if (p)
-        memcpy(&v, p, sizeof v);
+    uint32_t v;
+    get_raw(r, &v, sizeof v);
     return v;
 }
 
 static int64_t get_i64(struct rd *r)
 {
-    int64_t v = 0;
-    const void *p = take(r, sizeof v);
-    if (p)
-        memcpy(&v, p, sizeof v);
+    int64_t v;
+    get_raw(r, &v, sizeof v);
     return v;
 }
 
