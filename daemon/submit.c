@@ -335,6 +335,7 @@ static int submit_check_size(const struct message *m, struct err *e)
     return 0;
 }
 
+/* q->m is NULL for a request that did not decode (always refused). */
 static void submit_log(struct submit *s, const struct submit_client *c, const struct spool_enq *q)
 {
     if (q->rc == 0)
@@ -373,8 +374,7 @@ static void submit_on_batch(evutil_socket_t fd, short what, void *arg)
             struct spool_enq q = {.rc = e.code ? e.code : EX_PROTOCOL, .e = e, .m = NULL};
             struct buf b = BUF_INIT;
             submit_wire_reply(&b, q.rc, 0, false, e.msg);
-            log_event(s->d->log, LL_WARN, "submit-refused", "uid=%ld pid=%ld status=%d reason=%q",
-                      cs[i]->uid, cs[i]->pid, q.rc, e.msg);
+            submit_log(s, cs[i], &q);
             submit_queue(s, cs[i]->fd, false, &b);
             cs[i]->fd = -1;
             continue;
