@@ -21,9 +21,11 @@
  * sync, and their connections from then on.
  * Never: answers before the message is durable (the answer is sent only by
  * the syncer, after an fdatasync that began after the commit); opens a path
- * a producer names (attachments arrive as descriptors); stores attachments
- * larger than SUBMIT_ATTACH_MAX on the loop thread (the producer writes
- * those itself); touches the spool or the log from the syncer.
+ * a producer names (attachments arrive as sealed memory copies the producer
+ * made, so a hung network mount stalls the producer, never the loop);
+ * stores attachments larger than SUBMIT_ATTACH_MAX on the loop thread (the
+ * producer writes those itself); touches the spool or the log from the
+ * syncer.
  */
 #include "daemon.h"
 #include "submit_wire.h"
@@ -320,15 +322,24 @@ static void submit_on_accept(evutil_socket_t lfd, short what, void *arg)
 
 /* ---- the loop thread: storing ---------------------------------------- */
 
-/* Attachments are copied into the spool on the loop thread: only small
- * ones come this way (the CLI checks the same limit first). */
-static int submit_check_size(const struct message *m, struct err *e)
+/* Attachments are copied into the spool on the loop thread, so only small
+ * ones in sealed memory files are taken: a file on a hung network mount,
+ * or one that changes meanwhile, could stall or confuse the loop (the CLI
+ * sends exactly these). */
+static int submit_check_atts(const struct message *m, struct err *e)
 {
+    const int seals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
     int64_t total = 0;
     for (size_t i = 0; i < m->natts; i++) {
         struct stat st;
-        if (m->atts[i].fd >= 0 && fstat(m->atts[i].fd, &st) == 0)
-            total += st.st_size;
+        int fd = m->atts[i].fd;
+        if (fd < 0)
+            continue;
+        int got = fcntl(fd, F_GET_SEALS); /* -1 for anything but a memory file */
+        if (got < 0 || (got & seals) != seals || fstat(fd, &st) != 0)
+            return err_set(e, EX_PROTOCOL, "attachment %zu: not a sealed memory file: pass a copy",
+                           i + 1);
+        total += st.st_size;
     }
     if (total > SUBMIT_ATTACH_MAX)
         return err_set(e, EX_PROTOCOL, "attachments too large for the submission socket");
@@ -366,7 +377,7 @@ static void submit_on_batch(evutil_socket_t fd, short what, void *arg)
         int rc =
             submit_wire_decode(cs[i]->body, cs[i]->body_len, cs[i]->fds, cs[i]->nfds, &ms[i], &e);
         cs[i]->nfds = 0; /* the message owns them now, or decode closed them */
-        if (rc == 0 && submit_check_size(ms[i], &e) != 0) {
+        if (rc == 0 && submit_check_atts(ms[i], &e) != 0) {
             message_free(ms[i]);
             ms[i] = NULL;
         }

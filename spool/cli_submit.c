@@ -9,7 +9,8 @@
  * the same errors (the daemon runs spool_enqueue).
  *
  * Owns: the client's side of the socket: connecting, passing attachments
- * as descriptors opened with the producer's own rights, reading the reply.
+ * as sealed memory copies of the files (read with the producer's own
+ * rights), reading the reply.
  * Never: reports success without the daemon's reply (sent after its
  * commit); never falls back to a direct enqueue once the daemon may have
  * stored the message, unless the message has a ref (then the direct way
@@ -22,6 +23,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -54,13 +56,45 @@ static int cli_submit_connect(const char *spool_path)
     return fd;
 }
 
-/* Opens the files the message attaches by path, as the direct way would;
- * *total gets their size. */
-static int cli_submit_open(const struct message *m, int *fds, size_t *n, int64_t *total,
-                           struct err *e)
+/* A sealed memory copy of the file open at fd: what the daemon reads can
+ * neither change under it nor block it (a file on a hung network mount
+ * would stall the daemon's loop, not only this producer). */
+static int cli_submit_seal(int fd, const char *path, int *out, struct err *e)
+{
+    int mfd = memfd_create("mailspool-attachment", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (mfd < 0)
+        return err_set(e, EX_OSERR, "attachment %s: cannot copy it: %s", path, strerror(errno));
+    char buf[64 * 1024];
+    for (;;) {
+        ssize_t k = read(fd, buf, sizeof buf);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k == 0)
+            break;
+        ssize_t w = k > 0 ? write(mfd, buf, (size_t)k) : -1;
+        if (k < 0 || w != k) {
+            int saved = errno;
+            close(mfd);
+            return err_set(e, k < 0 ? EX_NOINPUT : EX_OSERR, "attachment %s: %s error: %s", path,
+                           k < 0 ? "read" : "copy", strerror(saved));
+        }
+    }
+    if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+        close(mfd);
+        return err_set(e, EX_OSERR, "attachment %s: cannot seal its copy: %s", path,
+                       strerror(errno));
+    }
+    *out = mfd;
+    return 0;
+}
+
+/* The files the message attaches by path, opened as the direct way would,
+ * then copied into sealed memory files (fds, *n of them). 1: more than
+ * SUBMIT_ATTACH_MAX in all, nothing copied: write the spool directly. */
+static int cli_submit_open(const struct message *m, int *fds, size_t *n, struct err *e)
 {
     *n = 0;
-    *total = 0;
+    int64_t total = 0;
     for (size_t i = 0; i < m->natts; i++) {
         const char *p = m->atts[i].path;
         if (p == NULL)
@@ -74,7 +108,18 @@ static int cli_submit_open(const struct message *m, int *fds, size_t *n, int64_t
         fds[(*n)++] = fd;
         if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
             return err_set(e, EX_NOINPUT, "attachment %s: not a regular file: attach a file", p);
-        *total += st.st_size;
+        total += st.st_size;
+    }
+    if (total > SUBMIT_ATTACH_MAX)
+        return 1; /* the daemon's loop would copy them: write the spool directly */
+    for (size_t i = 0, k = 0; i < m->natts; i++) {
+        if (m->atts[i].path == NULL)
+            continue;
+        int mfd;
+        if (cli_submit_seal(fds[k], m->atts[i].path, &mfd, e) != 0)
+            return -1;
+        close(fds[k]);
+        fds[k++] = mfd;
     }
     return 0;
 }
@@ -151,10 +196,7 @@ int cli_submit_enqueue(const char *spool_path, const struct message *m, int64_t 
     }
     int fds[SUBMIT_FDS_MAX];
     size_t opened = 0;
-    int64_t total;
-    int ret = cli_submit_open(m, fds, &opened, &total, e);
-    if (ret == 0 && total > SUBMIT_ATTACH_MAX)
-        ret = 1; /* the daemon's loop would copy them: write the spool directly */
+    int ret = cli_submit_open(m, fds, &opened, e);
     if (ret == 0 && cli_submit_send(sock, &req, fds, opened) != 0)
         ret = 1; /* the daemon stores only a whole request: nothing was stored */
     int rc = 0;

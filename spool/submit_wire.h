@@ -6,8 +6,9 @@
  * frame (one message, its attachments as open descriptors) and the reply
  * frame (the id, or the error a direct enqueue would have given).
  * Never: touches the spool, or carries a path the daemon would open: a
- * producer's files travel as descriptors the producer opened with its own
- * rights, so the daemon never reads a file for someone who could not.
+ * producer's files travel as descriptors of sealed memory copies the
+ * producer made with its own rights (cli_submit.c), so the daemon never
+ * reads a file for someone who could not.
  *
  * Written by hand because no dependency fits: the JSON enqueue document
  * names attachments by path and carries binary data as base64; these frames

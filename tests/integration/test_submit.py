@@ -241,6 +241,63 @@ def test_out_of_descriptors_pauses_the_socket_and_recovers(daemon):
     assert proc.poll() is None
 
 
+def request(area, to, subject, text, atts=()):
+    """A submission request as spool/submit_wire.c describes it; atts are
+    (name, content type) pairs whose bytes come as descriptors."""
+    def string(x):
+        if x is None:
+            return struct.pack("=I", 0xffffffff)
+        b = x.encode()
+        return struct.pack("=I", len(b)) + b
+
+    body = b"".join(string(x) for x in (area, None, subject, text, None, None, None))
+    body += struct.pack("=iqq", 0, 0, 0)
+    body += struct.pack("=I", 1) + bytes([0]) + string(None) + string(to)
+    body += struct.pack("=I", 0)
+    body += struct.pack("=I", len(atts))
+    for name, ctype in atts:
+        body += string(name) + string(ctype) + bytes([1])
+    return b"MSQ1" + struct.pack("=II", len(body), len(atts)) + body
+
+
+def test_attachments_must_come_as_sealed_memory_files(daemon, workdir):
+    """The daemon copies attachments on its loop: it takes only sealed memory
+    files, which can neither block it (a hung network mount) nor change
+    under it. A file descriptor of any other kind is refused."""
+    import fcntl
+    d = daemon.start()
+    data = b"Position;Betrag\n1;42,00\n"
+    plain = os.path.join(str(workdir), "p.csv")
+    with open(plain, "wb") as f:
+        f.write(data)
+    sealed = os.memfd_create("att", os.MFD_ALLOW_SEALING)
+    os.write(sealed, data)
+    fcntl.fcntl(sealed, fcntl.F_ADD_SEALS,
+                fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    unsealed = os.memfd_create("att")
+    os.write(unsealed, data)
+    answers = []
+    for fd in (os.open(plain, os.O_RDONLY), unsealed, sealed):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(d.spool + ".sock")
+        socket.send_fds(s, [request("invoice", "a@example.org", "s", "x\n",
+                                    [("p.csv", "text/csv")])], [fd])
+        os.close(fd)
+        reply = s.recv(2000)
+        s.close()
+        code, mid = struct.unpack("=Iq", reply[4:16])
+        answers.append((code, mid, reply[21:].decode(errors="replace")))
+    assert answers[0][0] == 76 and "not a sealed memory file" in answers[0][2]
+    assert answers[1][0] == 76
+    assert answers[2][0] == 0 and answers[2][1] > 0, answers
+    with d.db() as c:
+        got = c.execute("SELECT data FROM attachments WHERE message_id = ?",
+                        (answers[2][1],)).fetchone()[0]
+        assert c.execute("SELECT count(*) FROM messages").fetchone()[0] == 1
+    assert bytes(got) == data
+
+
 def test_daemon_killed_before_its_answer(daemon):
     d = daemon.start()
     args = [MAILSPOOL, "-c", d.conf, "-s", d.spool, "enqueue", "--area", "invoice",
