@@ -368,9 +368,11 @@ static void submit_on_batch(evutil_socket_t fd, short what, void *arg)
     struct submit_client **cs = xcalloc(n ? n : 1, sizeof *cs);
     struct spool_enq *qs = xcalloc(n ? n : 1, sizeof *qs);
     struct message **ms = xcalloc(n ? n : 1, sizeof *ms);
-    size_t nq = 0, i = 0;
+    size_t nq = 0, i = n;
+    /* s->ready is newest first: store in the order the requests completed,
+     * so that ids (and ties in the due order) follow arrival. */
     for (struct submit_client *c = s->ready; c; c = c->next)
-        cs[i++] = c;
+        cs[--i] = c;
     s->ready = NULL;
     for (i = 0; i < n; i++) {
         struct err e = {0};
